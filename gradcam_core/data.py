@@ -1,0 +1,508 @@
+"""Data layer: the embedded default files and typed loaders for every dataset of the report.
+
+Fetching
+--------
+``data/manifest.csv.gz`` lists every embedded file (relative path, sha256, size, public URL; built
+from the mirror's ``MANIFEST.csv`` by ``python -m gradcam_core.data build-manifest``). :func:`fetch`
+copies files into a git-ignored cache (``data/cache`` or ``$GRADCAM_DATA_DIR``) from a mirror folder
+when one is given (``$GRADCAM_DATA_MIRROR``, or ``../shared/data`` beside the repository when it
+exists), else downloads them from their URL. Every file is verified against its sha256 and written
+under a temporary name first, so a final name never holds a partial or unverified file. A file
+already in the cache with the manifest's size is not fetched again.
+
+Loaders
+-------
+Plain records: :class:`ImageRecord` (ILSVRC2012 val), :class:`XrayRecord` (NIH ChestX-ray14),
+arrays for MNIST and CIFAR-10. Every image goes through :func:`load_rgb`, which turns any
+unreadable file into an :class:`ImageLoadError` naming the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_PATH = REPO_ROOT / "data" / "manifest.csv.gz"
+DEFAULT_CACHE = REPO_ROOT / "data" / "cache"
+DEFAULT_MIRROR = REPO_ROOT.parent / "shared" / "data"
+
+#: The groups of embedded files; each is a top-level folder (or two levels for weights).
+GROUPS = (
+    "ilsvrc2012_val_1300",
+    "ilsvrc2012_val_boxes",
+    "weights/squeezenet1_1",
+    "weights/mobilenet_v1_0.75_224",
+    "nih_cxr",
+    "mnist",
+    "cifar10",
+)
+
+
+class ChecksumError(RuntimeError):
+    """A fetched file's sha256 differs from the manifest."""
+
+
+class ImageLoadError(OSError):
+    """An image file could not be read as an image; the message names the file."""
+
+
+class DataFileError(ValueError):
+    """A metadata or data file is missing or malformed; the message names the file."""
+
+
+# --------------------------------------------------------------------------------------------
+# Fetching
+# --------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where fetched files live: ``$GRADCAM_DATA_DIR`` or ``data/cache`` in the repository."""
+    return Path(os.environ.get("GRADCAM_DATA_DIR") or DEFAULT_CACHE)
+
+
+def mirror_dir() -> Path | None:
+    """The local mirror of the public files, if any: ``$GRADCAM_DATA_MIRROR``, else
+    ``../shared/data`` beside the repository when it exists, else ``None`` (download)."""
+    env = os.environ.get("GRADCAM_DATA_MIRROR")
+    if env:
+        path = Path(env)
+        if not path.is_dir():
+            raise DataFileError(f"GRADCAM_DATA_MIRROR={env!r} is not a directory")
+        return path
+    return DEFAULT_MIRROR if DEFAULT_MIRROR.is_dir() else None
+
+
+def read_manifest(path: Path = MANIFEST_PATH) -> pd.DataFrame:
+    """The committed list of embedded files: columns ``path, sha256, bytes, url``."""
+    try:
+        manifest = pd.read_csv(path, dtype={"path": str, "sha256": str, "bytes": "int64", "url": str})
+    except FileNotFoundError:
+        raise DataFileError(f"manifest {path} is missing") from None
+    missing = {"path", "sha256", "bytes", "url"} - set(manifest.columns)
+    if missing:
+        raise DataFileError(f"manifest {path} lacks columns {sorted(missing)}")
+    return manifest
+
+
+def build_manifest(source_csv: Path, out: Path = MANIFEST_PATH) -> int:
+    """Write the committed manifest from the mirror's ``MANIFEST.csv``; returns the row count."""
+    table = pd.read_csv(source_csv).rename(columns={"source": "url"})[["path", "sha256", "bytes", "url"]]
+    with gzip.GzipFile(out, "wb", mtime=0) as handle:  # mtime=0: byte-identical rebuilds
+        handle.write(table.to_csv(index=False).encode())
+    return len(table)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, dest: Path) -> None:
+    with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def fetch_file(relpath: str, sha256: str, url: str, *, cache: Path, mirror: Path | None) -> Path:
+    """Fetch one file into ``cache/relpath`` from the mirror (if it has it) or its URL.
+
+    The bytes go to a temporary file beside the target, are verified, and only then renamed to
+    the final name; on any failure the temporary file is removed and nothing is left behind.
+    """
+    final = cache / relpath
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        source = mirror / relpath if mirror is not None else None
+        if source is not None and source.is_file():
+            shutil.copyfile(source, tmp)
+            origin = str(source)
+        else:
+            try:
+                _download(url, tmp)
+            except OSError as err:
+                raise OSError(f"cannot download {relpath} from {url}: {err}") from err
+            origin = url
+        actual = sha256_of(tmp)
+        if actual != sha256:
+            raise ChecksumError(
+                f"sha256 mismatch for {relpath} (from {origin}): expected {sha256}, got {actual}"
+            )
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+@dataclass
+class FetchReport:
+    root: Path
+    fetched: list[str] = field(default_factory=list)
+    present: int = 0
+
+
+def fetch(
+    groups: str | list[str] | None = None,
+    *,
+    cache: Path | None = None,
+    mirror: Path | None | str = "auto",
+    workers: int = 8,
+    progress: bool = True,
+) -> FetchReport:
+    """Make the files of ``groups`` (default: all of :data:`GROUPS`) present in the cache.
+
+    Returns a :class:`FetchReport` with the cache root, the files fetched now and the number
+    already present (same size as the manifest). ``mirror="auto"`` uses :func:`mirror_dir`.
+    """
+    cache = Path(cache) if cache is not None else cache_dir()
+    mirror = mirror_dir() if mirror == "auto" else (Path(mirror) if mirror is not None else None)
+    if isinstance(groups, str):
+        groups = [groups]
+    groups = list(GROUPS) if groups is None else groups
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise ValueError(f"unknown data group(s) {unknown}; known groups: {', '.join(GROUPS)}")
+    manifest = read_manifest()
+    wanted = manifest[manifest["path"].map(lambda p: any(p.startswith(g + "/") for g in groups))]
+    report = FetchReport(root=cache)
+    todo = []
+    for row in wanted.itertuples(index=False):
+        target = cache / row.path
+        try:
+            if target.stat().st_size == row.bytes:
+                report.present += 1
+                continue
+        except FileNotFoundError:
+            pass
+        todo.append(row)
+    if not todo:
+        return report
+
+    def one(row):
+        fetch_file(row.path, row.sha256, row.url, cache=cache, mirror=mirror)
+        return row.path
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(one, todo)
+        for relpath in tqdm(results, total=len(todo), desc="fetch data", unit="file",
+                            disable=not progress, mininterval=2.0):
+            report.fetched.append(relpath)
+    return report
+
+
+def embedded(group: str) -> Path:
+    """Path of an embedded group in the cache, fetched first if needed."""
+    report = fetch(group, progress=False)
+    return report.root / group
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Open an image file as 8-bit RGB.
+
+    Grayscale, palette, CMYK and 16-bit images are converted; an alpha channel is dropped.
+    Anything that cannot be decoded (missing, empty, corrupt or truncated file, a decompression
+    bomb) raises :class:`ImageLoadError` naming the file.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                array = np.asarray(image, dtype=np.float64)
+                high = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
+                image = Image.fromarray(np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8))
+            elif image.mode == "F":
+                raise ImageLoadError(f"{path}: floating-point images are not supported")
+            return image.convert("RGB")
+    except ImageLoadError:
+        raise
+    except FileNotFoundError:
+        raise ImageLoadError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise ImageLoadError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
+
+
+# --------------------------------------------------------------------------------------------
+# ILSVRC2012 validation set
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One ILSVRC2012 val image: ``boxes`` is ``(M, 4)`` float32 ``x0, y0, x1, y1`` in the pixel
+    coordinates of the image as stored (``size`` = stored ``(width, height)``)."""
+
+    path: Path
+    label: int
+    class_name: str
+    boxes: np.ndarray
+    size: tuple[int, int]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ILSVRC class names in torchvision's (0-999) order, from torchvision's metadata."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _read_csv_lines(path: Path, names: list[str]) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, header=None, names=names, skipinitialspace=True)
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: metadata file is missing") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataFileError(f"{path}: malformed ({err})") from err
+    if table.isna().any().any():
+        bad = table[table.isna().any(axis=1)].index[0]
+        raise DataFileError(f"{path}: malformed line {bad + 1} (expected {len(names)} fields)")
+    return table
+
+
+def read_ilsvrc_boxes(boxes_dir: Path | None = None) -> tuple[dict, dict, dict]:
+    """Metadata of the 50,000 val images: ``labels[name]``, ``sizes[name] = (W, H)`` and
+    ``boxes[name] = (M, 4)`` array in original pixels, keyed by file name."""
+    boxes_dir = Path(boxes_dir) if boxes_dir is not None else embedded("ilsvrc2012_val_boxes")
+    labels_t = _read_csv_lines(boxes_dir / "class_labels.txt", ["image", "label"])
+    sizes_t = _read_csv_lines(boxes_dir / "image_sizes.txt", ["image", "w", "h"])
+    loc_t = _read_csv_lines(boxes_dir / "localization.txt", ["image", "x0", "y0", "x1", "y1"])
+    strip = lambda s: s.str.rsplit("/", n=1).str[-1]  # noqa: E731  "val/NAME" -> "NAME"
+    labels = dict(zip(strip(labels_t["image"]), labels_t["label"].astype(int)))
+    sizes = dict(zip(strip(sizes_t["image"]), zip(sizes_t["w"].astype(int), sizes_t["h"].astype(int))))
+    loc_t = loc_t.assign(image=strip(loc_t["image"]))
+    coords = loc_t[["x0", "y0", "x1", "y1"]].to_numpy(np.float32)
+    boxes: dict[str, list] = {}
+    for name, row in zip(loc_t["image"], coords):
+        boxes.setdefault(name, []).append(row)
+    return labels, sizes, {k: np.stack(v) for k, v in boxes.items()}
+
+
+def load_ilsvrc_val(
+    image_dir: str | Path | None = None,
+    boxes_dir: str | Path | None = None,
+    n_images: int | None = None,
+) -> list[ImageRecord]:
+    """ILSVRC2012 val records with labels (0-999, torchvision order) and ground-truth boxes.
+
+    ``image_dir=None`` serves the embedded 1,300-image subset (227x227 full-frame resizes);
+    otherwise ``image_dir`` is a folder of official ``ILSVRC2012_val_XXXXXXXX.JPEG`` files (all
+    50,000 or any part). Boxes come from ``ilsvrc2012_val_boxes`` in original pixels and are
+    scaled per axis to the stored image size read from each file's header, so they are right for
+    full-size and for rescaled copies alike.
+    """
+    labels, sizes, boxes = read_ilsvrc_boxes(boxes_dir)
+    if image_dir is None:
+        root = embedded("ilsvrc2012_val_1300")
+        listing = _read_csv_lines(root / "dataset.txt", ["image", "label"])
+        paths = [root / p for p in listing["image"]]
+        for path, label in zip(paths, listing["label"]):
+            if labels.get(path.name) != int(label):
+                raise DataFileError(
+                    f"{root / 'dataset.txt'}: label {label} of {path.name} disagrees with "
+                    f"class_labels.txt ({labels.get(path.name)})"
+                )
+    else:
+        image_dir = Path(image_dir)
+        if not image_dir.is_dir():
+            raise DataFileError(f"ILSVRC image folder {image_dir} does not exist")
+        paths = sorted(image_dir.glob("ILSVRC2012_val_*.JPEG"))
+        if not paths:
+            raise DataFileError(f"no ILSVRC2012_val_*.JPEG files in {image_dir}")
+    if n_images is not None:
+        if n_images < 1:
+            raise ValueError(f"n_images must be >= 1, got {n_images}")
+        paths = paths[:n_images]
+    names = imagenet_class_names()
+    records = []
+    for path in paths:
+        if path.name not in labels or path.name not in sizes:
+            raise DataFileError(f"{path}: not an ILSVRC2012 val image listed in the boxes metadata")
+        stored = image_size(path)
+        orig_w, orig_h = sizes[path.name]
+        scale = np.array([stored[0] / orig_w, stored[1] / orig_h] * 2, dtype=np.float32)
+        label = labels[path.name]
+        image_boxes = boxes.get(path.name, np.zeros((0, 4), np.float32)) * scale
+        records.append(ImageRecord(path, label, names[label], image_boxes.astype(np.float32), stored))
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# NIH ChestX-ray14
+# --------------------------------------------------------------------------------------------
+
+NIH_FINDINGS = (
+    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening",
+    "Hernia",
+)
+
+
+@dataclass(frozen=True)
+class XrayRecord:
+    """One chest X-ray: ``findings`` from Data_Entry_2017 (empty for "No Finding");
+    ``boxes`` maps a finding to ``(M, 4)`` float32 ``x0, y0, x1, y1`` in stored pixels."""
+
+    path: Path
+    findings: tuple[str, ...]
+    boxes: dict
+    size: tuple[int, int]
+
+
+def load_nih_cxr(root: str | Path | None = None, original_size: int = 1024) -> list[XrayRecord]:
+    """The embedded NIH X-rays with findings, and radiologist boxes scaled from the original
+    ``original_size`` px square to each stored image's size."""
+    root = Path(root) if root is not None else embedded("nih_cxr")
+    labels = pd.read_csv(root / "labels.csv")
+    bbox = pd.read_csv(root / "bbox.csv")
+    if bbox.shape[1] < 6:
+        raise DataFileError(f"{root / 'bbox.csv'}: expected 6 columns (image, finding, x, y, w, h)")
+    bbox = bbox.iloc[:, :6]
+    bbox.columns = ["image", "finding", "x", "y", "w", "h"]
+    records = []
+    for name, finding_text in zip(labels["Image Index"], labels["Finding Labels"]):
+        path = root / "images" / name
+        size = image_size(path)
+        findings = tuple(f for f in str(finding_text).split("|") if f in NIH_FINDINGS)
+        scale = np.array([size[0], size[1]] * 2, np.float32) / original_size
+        boxes: dict[str, list] = {}
+        for row in bbox[bbox["image"] == name].itertuples(index=False):
+            xyxy = np.array([row.x, row.y, row.x + row.w, row.y + row.h], np.float32) * scale
+            boxes.setdefault(row.finding, []).append(xyxy)
+        records.append(XrayRecord(path, findings, {k: np.stack(v) for k, v in boxes.items()}, size))
+    return records
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST and CIFAR-10
+# --------------------------------------------------------------------------------------------
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read a (possibly gzipped) IDX file (LeCun's MNIST format) into a uint8 array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: IDX file is missing") from None
+    except (OSError, EOFError) as err:
+        raise DataFileError(f"{path}: unreadable IDX file ({err})") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataFileError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DataFileError(f"{path}: holds {data.size} values, header says {dims}")
+    return data.reshape(dims)
+
+
+def load_mnist(root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 MNIST test digits: ``(images uint8 (N, 28, 28), labels int64 (N,))``."""
+    root = Path(root) if root is not None else embedded("mnist")
+    images = read_idx(root / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(root / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    if len(images) != len(labels):
+        raise DataFileError(f"{root}: {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+
+def load_cifar10(
+    split: str = "train", root: str | Path | None = None, source: str = "embedded"
+) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 as ``(images uint8 (N, 32, 32, 3), labels int64 (N,))``.
+
+    ``source="embedded"`` reads the image-folder layout ``<root>/<split>/<class>/*.jpg`` (the
+    mirror's re-encoded subset: 20,000 train, 10,000 test); ``source="torchvision"`` uses
+    torchvision's official download into ``root`` (needs internet the first time).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if source == "torchvision":
+        from torchvision.datasets import CIFAR10
+
+        dataset = CIFAR10(str(root or cache_dir() / "cifar10-official"), train=split == "train", download=True)
+        return np.asarray(dataset.data, np.uint8), np.asarray(dataset.targets, np.int64)
+    if source != "embedded":
+        raise ValueError(f"source must be 'embedded' or 'torchvision', got {source!r}")
+    root = Path(root) if root is not None else embedded("cifar10")
+    images, labels = [], []
+    for label, name in enumerate(CIFAR10_CLASSES):
+        files = sorted((root / split / name).glob("*.jpg"))
+        if not files:
+            raise DataFileError(f"{root / split / name}: no .jpg files")
+        for path in files:
+            images.append(np.asarray(load_rgb(path)))
+            labels.append(label)
+    return np.stack(images), np.asarray(labels, np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gradcam_core.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_fetch = sub.add_parser("fetch", help="fetch embedded files into the cache")
+    p_fetch.add_argument("groups", nargs="*", help=f"groups (default all): {', '.join(GROUPS)}")
+    p_build = sub.add_parser("build-manifest", help="rebuild data/manifest.csv.gz from a MANIFEST.csv")
+    p_build.add_argument("source", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "fetch":
+        report = fetch(args.groups or None)
+        print(f"{len(report.fetched)} fetched, {report.present} already present in {report.root}")
+    else:
+        print(f"{build_manifest(args.source)} rows written to {MANIFEST_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,501 @@
+"""Model registry: one entry per model with how to build it, load its weights, preprocess its
+input, its default Grad-CAM target layer and its class names.
+
+The default target layer is the last convolutional feature map, as in the paper (Section 3:
+"the last convolutional layers [...] have the best compromise between high-level semantics and
+detailed spatial information"). Each entry also names its *classifier* -- the last layer, a
+``Linear`` or ``1x1 Conv2d`` that maps features to class scores -- and ``class_scores``, the
+class-wise operations after it, so explainers can score only the classes they explain (see
+:mod:`gradcam_core.methods`).
+
+Embedded (weights in the data mirror, run everywhere): ``squeezenet1_1``, ``mobilenet_v1_0.75``.
+Full profile (weights downloaded by torchvision / torchxrayvision on a user's machine, or read
+from a local file): ``vgg16``, ``alexnet``, ``googlenet``, ``resnet50``, ``densenet121``,
+``chexnet``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from PIL import Image
+from torch import nn
+from torchvision import transforms
+
+from . import data
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class UnknownModelError(ValueError):
+    """The model name is not in the registry; the message lists the known ones."""
+
+
+class UnknownLayerError(ValueError):
+    """The layer name is not in the model; the message lists the model's layers."""
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither cached nor downloadable; the message says which file to put
+    where."""
+
+
+# --------------------------------------------------------------------------------------------
+# Preprocessing
+# --------------------------------------------------------------------------------------------
+
+
+def imagenet_transform(size: int = 224) -> Callable[[Image.Image], torch.Tensor]:
+    """Full-frame resize to ``size x size`` (no crop, so boxes scale per axis and stay right),
+    then torchvision's ImageNet mean/std normalisation."""
+    return transforms.Compose([
+        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.ToTensor(),
+        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def inception_transform(size: int = 224) -> Callable[[Image.Image], torch.Tensor]:
+    """Full-frame resize, then pixels scaled to [-1, 1] (x / 127.5 - 1), as the TF models expect."""
+    return transforms.Compose([
+        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.ToTensor(),
+        transforms.Lambda(lambda x: x * 2.0 - 1.0),
+    ])
+
+
+def xray_transform(size: int = 224) -> Callable[[Image.Image], torch.Tensor]:
+    """torchxrayvision's convention: one grayscale channel scaled to [-1024, 1024]."""
+    return transforms.Compose([
+        transforms.Grayscale(1),
+        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.ToTensor(),
+        transforms.Lambda(lambda x: (x * 2.0 - 1.0) * 1024.0),
+    ])
+
+
+# --------------------------------------------------------------------------------------------
+# Class-wise operations after the classifier layer
+# --------------------------------------------------------------------------------------------
+
+
+def scores_identity(z: torch.Tensor) -> torch.Tensor:
+    """The classifier's output is the class score."""
+    return z
+
+
+def scores_relu_avgpool(z: torch.Tensor) -> torch.Tensor:
+    """SqueezeNet: class score = global average of the rectified 1x1-conv class map."""
+    return z.relu().mean(dim=(-2, -1))
+
+
+# --------------------------------------------------------------------------------------------
+# Embedded models
+# --------------------------------------------------------------------------------------------
+
+_SQUEEZENET_FIRE_INDICES = (3, 4, 6, 7, 9, 10, 11, 12)
+
+
+def squeezenet_state_dict(weights_dir: Path) -> dict[str, torch.Tensor]:
+    """Map the 52 ONNX-zoo ``squeezenet0_conv{i}_{weight,bias}.npy`` files onto torchvision's
+    ``squeezenet1_1`` keys (conv0 -> features.0; Fire k takes convs 1+3k, 2+3k, 3+3k as squeeze,
+    expand1x1, expand3x3; conv25 -> classifier.1)."""
+    names = {0: "features.0", 25: "classifier.1"}
+    for k, index in enumerate(_SQUEEZENET_FIRE_INDICES):
+        for offset, part in enumerate(("squeeze", "expand1x1", "expand3x3"), start=1):
+            names[3 * k + offset] = f"features.{index}.{part}"
+    state = {}
+    for conv, prefix in names.items():
+        for kind in ("weight", "bias"):
+            path = weights_dir / f"squeezenet0_conv{conv}_{kind}.npy"
+            if not path.is_file():
+                raise data.DataFileError(f"{path}: SqueezeNet weight file is missing")
+            state[f"{prefix}.{kind}"] = torch.from_numpy(np.load(path))
+    return state
+
+
+def build_squeezenet1_1(weights_path: str | None = None) -> nn.Module:
+    model = torchvision.models.squeezenet1_1(weights=None)
+    weights_dir = Path(weights_path) if weights_path else data.embedded("weights/squeezenet1_1") / "weights"
+    model.load_state_dict(squeezenet_state_dict(weights_dir))
+    return model
+
+
+class Conv2dSame(nn.Conv2d):
+    """Conv2d with TensorFlow's "same" padding: output size ceil(in / stride), the odd pixel of
+    padding going to the bottom/right (asymmetric for stride 2 on even inputs)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(x.shape[-2:][::-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class TFJSClassifierNet(nn.Module):
+    """A Keras/TF.js sequential image classifier rebuilt in PyTorch: ``features`` (named after
+    the Keras layers) -> global average pool -> ``classifier`` (Linear)."""
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Linear, drop_first_class: bool):
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+        self.drop_first_class = drop_first_class
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.features(x).mean(dim=(2, 3))
+        logits = self.classifier(pooled)
+        return logits[:, 1:] if self.drop_first_class else logits
+
+
+def _read_tfjs_weights(folder: Path, manifest: list[dict]) -> dict[str, np.ndarray]:
+    weights = {}
+    for group in manifest:
+        raw = b"".join((folder / p).read_bytes() for p in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            if spec["dtype"] != "float32":
+                raise data.DataFileError(f"{folder}: weight {spec['name']} is {spec['dtype']}, expected float32")
+            count = int(np.prod(spec["shape"]))
+            weights[spec["name"]] = np.frombuffer(raw, "<f4", count, offset).reshape(spec["shape"])
+            offset += 4 * count
+        if offset != len(raw):
+            raise data.DataFileError(f"{folder}: shard(s) {group['paths']} hold {len(raw)} bytes, manifest needs {offset}")
+    return weights
+
+
+def build_tfjs_classifier(folder: Path) -> TFJSClassifierNet:
+    """Build a TF.js layers model (``model.json`` + float32 shards) as a PyTorch module, with no
+    TensorFlow dependency: Conv2D/DepthwiseConv2D with "same" padding, BatchNormalization (its
+    own epsilon), ReLU6, GlobalAveragePooling2D, and the final 1x1 ``conv_preds`` as Linear. A
+    1001-way output (index 0 = background) is cut to the 1,000 ILSVRC classes."""
+    spec = json.loads((folder / "model.json").read_text())
+    layers = spec["modelTopology"]["model_config"]["config"]["layers"]
+    w = _read_tfjs_weights(folder, spec["weightsManifest"])
+    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731  (a writable copy)
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    channels = layers[0]["config"]["batch_input_shape"][-1]
+    classifier = None
+    pooled = False
+    for layer in layers[1:]:
+        kind, cfg = layer["class_name"], layer["config"]
+        name = cfg["name"]
+        if kind == "GlobalAveragePooling2D":
+            pooled = True
+        elif kind in ("Conv2D", "DepthwiseConv2D") and pooled:
+            kernel = w[f"{name}/kernel"]  # (1, 1, in, out)
+            classifier = nn.Linear(kernel.shape[2], kernel.shape[3])
+            classifier.weight.data = t(kernel[0, 0].T)
+            classifier.bias.data = t(w[f"{name}/bias"])
+        elif kind == "Conv2D":
+            if cfg["padding"] != "same":
+                raise data.DataFileError(f"{folder}: layer {name} padding {cfg['padding']!r} unsupported")
+            kernel = w[f"{name}/kernel"]  # (kh, kw, in, out)
+            conv = Conv2dSame(channels, cfg["filters"], cfg["kernel_size"], cfg["strides"], bias=cfg["use_bias"])
+            conv.weight.data = t(kernel.transpose(3, 2, 0, 1))
+            if cfg["use_bias"]:
+                conv.bias.data = t(w[f"{name}/bias"])
+            modules[name] = conv
+            channels = cfg["filters"]
+        elif kind == "DepthwiseConv2D":
+            kernel = w[f"{name}/depthwise_kernel"]  # (kh, kw, in, multiplier)
+            out = channels * cfg["depth_multiplier"]
+            conv = Conv2dSame(channels, out, cfg["kernel_size"], cfg["strides"], groups=channels, bias=cfg["use_bias"])
+            conv.weight.data = t(kernel.transpose(2, 3, 0, 1).reshape(out, 1, *kernel.shape[:2]))
+            if cfg["use_bias"]:
+                conv.bias.data = t(w[f"{name}/depthwise_bias"])
+            modules[name] = conv
+            channels = out
+        elif kind == "BatchNormalization":
+            bn = nn.BatchNorm2d(channels, eps=cfg["epsilon"])
+            bn.weight.data = t(w[f"{name}/gamma"])
+            bn.bias.data = t(w[f"{name}/beta"])
+            bn.running_mean.data = t(w[f"{name}/moving_mean"])
+            bn.running_var.data = t(w[f"{name}/moving_variance"])
+            modules[name] = bn
+        elif kind == "Activation" and cfg["activation"] == "relu6":
+            modules[name] = nn.ReLU6()
+        elif kind == "Activation" and cfg["activation"] == "relu":
+            modules[name] = nn.ReLU()
+        elif kind in ("Reshape", "Dropout") or (kind == "Activation" and cfg["activation"] == "softmax"):
+            continue  # reshape/dropout are identities at inference; logits are kept (no softmax)
+        else:
+            raise data.DataFileError(f"{folder}/model.json: layer {name} of type {kind} is not supported")
+    if classifier is None:
+        raise data.DataFileError(f"{folder}/model.json: no classifier layer after global pooling")
+    return TFJSClassifierNet(nn.Sequential(modules), classifier, drop_first_class=classifier.out_features == 1001)
+
+
+def build_mobilenet_v1_075(weights_path: str | None = None) -> nn.Module:
+    folder = Path(weights_path) if weights_path else data.embedded("weights/mobilenet_v1_0.75_224")
+    return build_tfjs_classifier(folder)
+
+
+# --------------------------------------------------------------------------------------------
+# Full-profile models (weights downloaded on a user's machine)
+# --------------------------------------------------------------------------------------------
+
+_DENSENET_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def _load_weights_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 -- any unpickling failure is a bad weights file
+        raise WeightsUnavailableError(f"weights file {path} cannot be read as a state dict: {err}") from err
+    if not isinstance(state, dict):
+        raise WeightsUnavailableError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def torchvision_state_dict(name: str, weights_enum, weights_path: str | None) -> dict:
+    """ImageNet weights for a torchvision model: from ``weights_path`` if given, else from
+    torchvision's download cache (``$TORCH_HOME/hub/checkpoints``), downloading on first use."""
+    if weights_path:
+        state = _load_weights_file(weights_path)
+    else:
+        filename = Path(urlparse(weights_enum.url).path).name
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+        try:
+            state = weights_enum.get_state_dict(progress=True, check_hash=True)
+        except (urllib.error.URLError, OSError, RuntimeError) as err:
+            raise WeightsUnavailableError(
+                f"{name}: ImageNet weights are not cached and cannot be downloaded ({err}). "
+                f"Put the file {filename} (from {weights_enum.url}) at {cached}, "
+                f"or pass weights_path= a local copy."
+            ) from err
+    if name == "densenet121":
+        state = {(_DENSENET_LEGACY_KEY.sub(r"\1\2", k)): v for k, v in state.items()}
+    return state
+
+
+def _load_checked(model: nn.Module, state: dict, name: str) -> nn.Module:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise WeightsUnavailableError(f"{name}: weights do not fit the architecture: {err}") from err
+    return model
+
+
+def _torchvision_builder(name: str):
+    from torchvision import models as tvm
+
+    table = {
+        "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, {}),
+        "alexnet": (tvm.alexnet, tvm.AlexNet_Weights.IMAGENET1K_V1, {}),
+        "googlenet": (tvm.googlenet, tvm.GoogLeNet_Weights.IMAGENET1K_V1,
+                      {"aux_logits": True, "transform_input": True, "init_weights": False}),
+        "resnet50": (tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V1, {}),
+        "densenet121": (tvm.densenet121, tvm.DenseNet121_Weights.IMAGENET1K_V1, {}),
+    }
+    constructor, weights_enum, kwargs = table[name]
+
+    def build(weights_path: str | None = None) -> nn.Module:
+        state = torchvision_state_dict(name, weights_enum, weights_path)
+        model = _load_checked(constructor(weights=None, **kwargs), state, name)
+        if name == "googlenet":  # as torchvision does for pretrained GoogLeNet without aux heads
+            model.aux_logits, model.aux1, model.aux2 = False, None, None
+        return model
+
+    return build
+
+
+CHEXNET_WEIGHTS = "densenet121-res224-nih"
+
+
+def chexnet_weights_file(cache_dir: str | Path | None = None) -> Path:
+    """Where torchxrayvision keeps the CheXNet-style DenseNet-121 (NIH) weights."""
+    import torchxrayvision as xrv
+
+    url = xrv.models.model_urls[CHEXNET_WEIGHTS]["weights_url"]
+    folder = Path(os.path.expanduser(str(cache_dir or xrv.utils.get_cache_dir())))
+    return folder / os.path.basename(url)
+
+
+def build_chexnet(weights_path: str | None = None) -> nn.Module:
+    """torchxrayvision's DenseNet-121 trained on NIH ChestX-ray14 ("densenet121-res224-nih"),
+    returning logits (its operating-point normalisation is switched off)."""
+    import torchxrayvision as xrv
+
+    info = xrv.models.model_urls[CHEXNET_WEIGHTS]
+    path = Path(weights_path) if weights_path else chexnet_weights_file()
+    if not path.is_file():
+        if weights_path:
+            raise WeightsUnavailableError(f"chexnet: weights file {path} does not exist")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            xrv.utils.download(info["weights_url"], str(path))
+        except Exception as err:  # noqa: BLE001 -- requests/urllib/OS errors alike
+            raise WeightsUnavailableError(
+                f"chexnet: torchxrayvision weights are not cached and cannot be downloaded ({err}). "
+                f"Put the file {path.name} (from {info['weights_url']}) at {path}, "
+                f"or pass weights_path= a local copy."
+            ) from err
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001
+        raise WeightsUnavailableError(f"chexnet: cannot read weights file {path}: {err}") from err
+    state = saved.state_dict() if isinstance(saved, nn.Module) else saved
+    model = xrv.models.DenseNet(weights=None, num_classes=len(info["labels"]))
+    model = _load_checked(model, state, "chexnet")
+    model.op_threshs = None
+    model.apply_sigmoid = False
+    return model
+
+
+def chexnet_class_names() -> list[str]:
+    import torchxrayvision as xrv
+
+    return list(xrv.models.model_urls[CHEXNET_WEIGHTS]["labels"])
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the report needs to know about one model."""
+
+    name: str
+    description: str
+    build: Callable[[str | None], nn.Module]
+    transform: Callable[[Image.Image], torch.Tensor]
+    target_layer: str
+    classifier: str
+    class_scores: Callable[[torch.Tensor], torch.Tensor]
+    class_names: Callable[[], list[str]]
+    embedded: bool
+    input_size: int = 224
+
+
+REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+register(ModelSpec(
+    "squeezenet1_1", "SqueezeNet 1.1, ImageNet (ONNX-zoo weights, embedded)",
+    build_squeezenet1_1, imagenet_transform(), "features.12", "classifier.1",
+    scores_relu_avgpool, data.imagenet_class_names, embedded=True,
+))
+register(ModelSpec(
+    "mobilenet_v1_0.75", "MobileNet v1 0.75 224, ImageNet (Google's TF.js weights, embedded)",
+    build_mobilenet_v1_075, inception_transform(), "features.conv_pw_13_relu", "classifier",
+    scores_identity, data.imagenet_class_names, embedded=True,
+))
+for _name, _layer, _clf, _desc in (
+    ("vgg16", "features.29", "classifier.6", "VGG-16"),
+    ("alexnet", "features.11", "classifier.6", "AlexNet"),
+    ("googlenet", "inception5b", "fc", "GoogLeNet (Inception v1)"),
+    ("resnet50", "layer4", "fc", "ResNet-50"),
+    ("densenet121", "features.norm5", "classifier", "DenseNet-121"),
+):
+    register(ModelSpec(
+        _name, f"{_desc}, torchvision ImageNet weights (downloaded on first use)",
+        _torchvision_builder(_name), imagenet_transform(), _layer, _clf, scores_identity,
+        data.imagenet_class_names, embedded=False,
+    ))
+register(ModelSpec(
+    "chexnet", "DenseNet-121 on NIH ChestX-ray14, torchxrayvision 'densenet121-res224-nih'",
+    build_chexnet, xray_transform(), "features.norm5", "classifier", scores_identity,
+    chexnet_class_names, embedded=False,
+))
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}") from None
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to explain: eval mode, parameters frozen, on ``device``."""
+
+    spec: ModelSpec
+    module: nn.Module
+    class_names: list[str]
+    device: torch.device
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def layer(self, name: str | None = None) -> nn.Module:
+        """The module called ``name`` (default: the spec's target layer)."""
+        return get_layer(self.module, name or self.spec.target_layer)
+
+    @property
+    def classifier(self) -> nn.Module:
+        return get_layer(self.module, self.spec.classifier)
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        """A batch tensor on the model's device from PIL images."""
+        return torch.stack([self.spec.transform(image) for image in images]).to(self.device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def get_layer(module: nn.Module, name: str) -> nn.Module:
+    layers = dict(module.named_modules())
+    if name not in layers or name == "":
+        names = [n for n in layers if n]
+        raise UnknownLayerError(f"unknown layer {name!r}; the model's layers are: {', '.join(names)}")
+    return layers[name]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def prepare(module: nn.Module, device: torch.device) -> nn.Module:
+    """Eval mode, parameters frozen (explainers take gradients of activations and inputs only)."""
+    module.eval().to(device)
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module
+
+
+def load_model(name: str, weights_path: str | None = None, device: str | torch.device = "auto") -> LoadedModel:
+    """Build ``name`` from the registry with its weights, ready for explanation."""
+    spec = get_spec(name)
+    device = resolve_device(device)
+    module = prepare(spec.build(weights_path), device)
+    return LoadedModel(spec, module, spec.class_names(), device)
+
+
+def available_models(embedded_only: bool = False) -> list[str]:
+    return [n for n, s in REGISTRY.items() if s.embedded or not embedded_only]
