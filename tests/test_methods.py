@@ -1,0 +1,330 @@
+"""Explanation methods against independent oracles: captum, pytorch-grad-cam, and closed forms
+on tiny hand-made examples; real embedded models and images where a model is needed."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import image_batch
+from gradcam_core import methods, models
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def test_normalize_maps_hand_computed_and_degenerate_cases():
+    maps = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]], [[3.0, 3.0], [3.0, 3.0]], [[0.0, 0.0], [0.0, 0.0]]]])
+    out = methods.normalize_maps(maps)
+    assert torch.equal(out[0, 0], torch.tensor([[0.0, 0.25], [0.5, 1.0]]))
+    assert torch.equal(out[0, 1], torch.zeros(2, 2)) and torch.equal(out[0, 2], torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        methods.normalize_maps(torch.tensor([[[[float("nan"), 1.0]]]]))
+
+
+def test_targets_forms_and_out_of_range_class():
+    assert methods.as_class_targets(3, 2, 10, "cpu").tolist() == [[3], [3]]
+    assert methods.as_class_targets([1, 2], 2, 10, "cpu").tolist() == [[1], [2]]
+    assert methods.as_class_targets([[1, 2], [3, 4]], 2, 10, "cpu").shape == (2, 2)
+    with pytest.raises(ValueError, match="class index 1000 out of range.*1000 classes"):
+        methods.as_class_targets([[5, 1000]], 1, 1000, "cpu")
+    with pytest.raises(ValueError, match="target must be"):
+        methods.as_class_targets([1, 2, 3], 2, 10, "cpu")
+
+
+def test_out_of_range_class_through_explainer(squeezenet, ilsvrc_records):
+    x = image_batch(squeezenet, ilsvrc_records, 1)
+    with pytest.raises(ValueError, match="class index 1000 out of range"):
+        methods.GradCAM(squeezenet).attribute(x, 1000)
+    with pytest.raises(ValueError, match="class index -1 out of range"):
+        methods.GuidedBackprop(squeezenet).attribute(x, -1)
+
+
+def test_unknown_layer_through_explainer(squeezenet):
+    with pytest.raises(models.UnknownLayerError, match="features.12.expand3x3"):
+        methods.GradCAM(squeezenet, layer="conv5_3")
+
+
+# ------------------------------------------------------------------------------ Grad-CAM
+
+
+@pytest.fixture(scope="module")
+def top5(embedded_model, ilsvrc_records):
+    x = image_batch(embedded_model, ilsvrc_records, 4, start=10)
+    maps, classes, logits = methods.GradCAM(embedded_model).attribute_top_k(x, 5)
+    return x, maps, classes, logits
+
+
+def test_gradcam_top_k_shapes_and_classes(embedded_model, top5):
+    x, maps, classes, logits = top5
+    assert maps.shape == (4, 5, 224, 224) and (maps >= 0).all()
+    assert torch.equal(classes, logits.topk(5, 1).indices)
+
+
+def test_gradcam_equals_captum_layer_gradcam(embedded_model, top5):
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    x, maps, classes, _ = top5
+    oracle = LayerGradCam(embedded_model.module, embedded_model.layer())
+    for k in range(5):
+        ref = oracle.attribute(x, target=classes[:, k], relu_attributions=True)
+        ref = LayerAttribution.interpolate(ref, (224, 224), "bilinear")[:, 0]
+        ref = ref.detach()
+        assert (ref - maps[:, k]).abs().max() <= 1e-4 * max(1.0, float(ref.abs().max()))  # raw maps too
+        assert (methods.normalize_maps(ref) - methods.normalize_maps(maps[:, k])).abs().max() <= 1e-4
+
+
+def _trainable(model):
+    module = copy.deepcopy(model.module)
+    for p in module.parameters():
+        p.requires_grad_(True)  # pytorch-grad-cam needs a graph through the parameters
+    return module
+
+
+def test_gradcam_equals_pytorch_grad_cam(embedded_model, top5):
+    from pytorch_grad_cam import GradCAM as Oracle
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    x, maps, classes, _ = top5
+    module = _trainable(embedded_model)
+    oracle = Oracle(module, [models.get_layer(module, embedded_model.spec.target_layer)])
+    for k in range(5):
+        ref = torch.as_tensor(oracle(x, targets=[ClassifierOutputTarget(int(c)) for c in classes[:, k]]))
+        # pytorch-grad-cam normalises with a 1e-7 guard before resizing; bring both to our normaliser
+        assert (methods.normalize_maps(ref) - methods.normalize_maps(maps[:, k])).abs().max() <= 1e-4
+
+
+def test_gradcam_differentiates_only_the_target_activations(squeezenet, ilsvrc_records):
+    x = image_batch(squeezenet, ilsvrc_records, 2)
+    explainer = methods.GradCAM(squeezenet)
+    logits, activations, features = explainer._forward(x)
+    assert activations.is_leaf and activations.requires_grad
+    assert not x.requires_grad and not any(p.requires_grad for p in squeezenet.module.parameters())
+    assert features.requires_grad  # classifier input depends on the activations only
+
+
+# ------------------------------------------------------------------------------ Grad-CAM++
+
+
+class _SquareHead(nn.Module):
+    """A layer ``features`` (identity on the input A) and a score S_c = sum_k W[c,k] sum_ij A_kij^2 / 2,
+    so dS_c/dA_kij = W[c,k] A_kij."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.features = nn.Identity()
+        self.weight = weight
+
+    def forward(self, x):
+        a = self.features(x)
+        return torch.einsum("ck,nk->nc", self.weight, (a * a).sum(dim=(2, 3)) / 2)
+
+
+def test_gradcam_plus_plus_closed_form_on_hand_computed_example():
+    # One image, two channels of 2x2 activations, one class with channel weights (1, -1).
+    a0 = [[1.0, 2.0], [0.0, 1.0]]
+    a1 = [[1.0, 0.0], [0.0, 1.0]]
+    x = torch.tensor([[a0, a1]])
+    model = _SquareHead(torch.tensor([[1.0, -1.0]]))
+    raw = methods.GradCAMPlusPlus(model, layer="features", num_classes=1).attribute(x, 0)
+    # By hand. S = (1+4+0+1)/2 - (1+0+0+1)/2 = 2.
+    # Channel 0: g = A, sum A = 4, alpha_ij = g^2/(2g^2 + 4 g^3) = 1/(2 + 4A) where g != 0:
+    #   alpha = [[1/6, 1/10], [0, 1/6]];  sum alpha*relu(g) = 1/6 + 2/10 + 1/6 = 8/15.
+    # Channel 1: g = -A <= 0, so relu(g) = 0 and the weight is 0.
+    # w = exp(S) * (8/15, 0); map = relu(w0 * A0) = e^2 * 8/15 * A0 (2x2 layer = input size).
+    expected = math.exp(2.0) * 8.0 / 15.0 * torch.tensor(a0, dtype=torch.float64)
+    assert torch.allclose(raw[0, 0], expected, rtol=1e-12)
+
+
+def test_gradcam_plus_plus_matches_pytorch_grad_cam_where_its_epsilon_is_negligible():
+    """pytorch-grad-cam drops exp(S) (a per-map constant, gone after normalisation) and adds 1e-6
+    to the alpha denominator. With gradients of order 1 that epsilon is negligible and the
+    normalised maps must agree. (On SqueezeNet, whose gradients are ~1e-3, its epsilon is of the
+    order of g^2 and distorts its maps; ours follow the closed form.)"""
+    from pytorch_grad_cam import GradCAMPlusPlus as Oracle
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    torch.manual_seed(0)
+    model = _SquareHead(torch.tensor([[1.0, -0.5, 2.0], [0.3, 1.0, -1.0]]))
+    stem = nn.Conv2d(3, 3, 1, bias=False)  # identity, trainable: pytorch-grad-cam needs a graph
+    stem.weight.data = torch.eye(3).view(3, 3, 1, 1)
+    net = nn.Sequential(stem, model)
+    x = torch.rand(2, 3, 5, 5) * 2 + 0.5
+    ours = methods.GradCAMPlusPlus(net, layer="1.features", num_classes=2).attribute(x, [[0, 1], [1, 0]])
+    oracle = Oracle(net, [net[1].features])
+    for k, classes in enumerate(([0, 1], [1, 0])):
+        ref = torch.as_tensor(oracle(x, targets=[ClassifierOutputTarget(c) for c in classes]))
+        assert (methods.normalize_maps(ref).double() - methods.normalize_maps(ours[:, k])).abs().max() <= 1e-4
+
+
+# ------------------------------------------------------------------------------ Guided Backprop
+
+
+def test_guided_backprop_equals_captum_on_nn_relu_model(squeezenet, ilsvrc_records):
+    from captum.attr import GuidedBackprop as Oracle
+
+    x = image_batch(squeezenet, ilsvrc_records, 2, start=5)
+    targets = torch.tensor([[472, 10], [260, 3]])
+    ours = methods.GuidedBackprop(squeezenet).attribute_pixels(x, targets)
+    module = copy.deepcopy(squeezenet.module)
+    for m in module.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False  # captum's module hooks cannot wrap in-place ReLUs
+    oracle = Oracle(module)
+    for k in range(2):
+        ref = oracle.attribute(x, target=targets[:, k])
+        assert (ref - ours[:, k]).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
+
+
+class _ReluSpy(torch.overrides.TorchFunctionMode):
+    """Records, for every ReLU call of the forward pass, the gradient that reaches its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.input_grads = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.nn.functional.relu, torch.relu, torch.Tensor.relu, torch.nn.functional.hardtanh):
+            x = args[0]
+            if x.requires_grad:
+                x.register_hook(lambda g: self.input_grads.append(g.detach()))
+        return func(*args, **kwargs)
+
+
+def test_guided_backprop_passes_no_negative_gradient_through_googlenet_relus():
+    import torchvision
+
+    torch.manual_seed(0)
+    googlenet = models.prepare(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False),
+                               torch.device("cpu"))
+    assert not any(isinstance(m, nn.ReLU) for m in googlenet.modules())  # F.relu only
+    x = torch.randn(2, 3, 224, 224).requires_grad_(True)
+
+    with methods.guided_relus(), _ReluSpy() as spy:  # spy sits above the guided rule
+        googlenet(x)[:, 7].sum().backward()
+    assert len(spy.input_grads) > 50
+    assert all((g >= 0).all() for g in spy.input_grads)
+    guided = x.grad.clone()
+
+    x.grad = None
+    with _ReluSpy() as plain_spy:
+        googlenet(x)[:, 7].sum().backward()
+    assert any((g < 0).any() for g in plain_spy.input_grads)  # the check above can fail
+    assert not torch.allclose(guided, x.grad, rtol=1e-2, atol=0)
+
+    # the public method gives the same guided gradient
+    ours = methods.GuidedBackprop(googlenet, num_classes=1000).attribute_pixels(x.detach(), 7)[:, 0]
+    assert (ours - guided).abs().max() <= 1e-5 * guided.abs().max()
+
+
+def test_guided_backprop_handles_relu6_and_inplace_relu():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6(), nn.Conv2d(4, 4, 3), nn.ReLU(inplace=True),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    torch.manual_seed(1)
+    model = models.prepare(model, torch.device("cpu"))
+    x = torch.randn(2, 3, 8, 8)
+    with methods.guided_relus(), _ReluSpy() as spy:  # spy above the guided rule
+        model(x.requires_grad_(True))[:, 1].sum().backward()
+    assert len(spy.input_grads) == 2
+    assert spy.input_grads and all((g >= 0).all() for g in spy.input_grads)
+
+
+def test_guided_gradcam_is_guided_backprop_times_upsampled_gradcam(squeezenet, ilsvrc_records):
+    x = image_batch(squeezenet, ilsvrc_records, 2)
+    targets = torch.tensor([[472], [260]])
+    ggc = methods.GuidedGradCAM(squeezenet).attribute_pixels(x, targets)
+    gb = methods.GuidedBackprop(squeezenet).attribute_pixels(x, targets)
+    cam = methods.GradCAM(squeezenet).attribute(x, targets)
+    assert torch.allclose(ggc, gb * cam[:, :, None])
+    assert methods.GuidedGradCAM(squeezenet).attribute(x, targets).shape == (2, 1, 224, 224)
+
+
+# ------------------------------------------------------------------------------ Occlusion
+
+
+def test_occlusion_equals_captum_occlusion(squeezenet, ilsvrc_records):
+    from captum.attr import Occlusion as Oracle
+
+    x = image_batch(squeezenet, ilsvrc_records, 2)
+    targets = torch.tensor([[472, 3], [260, 1]])
+    ours = methods.Occlusion(squeezenet, patch_size=64, stride=40, fill=0.5).attribute(x, targets)
+    oracle = Oracle(squeezenet.module)
+    for k in range(2):
+        ref = oracle.attribute(x, sliding_window_shapes=(3, 64, 64), strides=(3, 40, 40), baselines=0.5,
+                               target=targets[:, k], perturbations_per_eval=32)
+        assert torch.allclose(ref[:, 0], ref[:, 2])
+        assert (ref[:, 0] - ours[:, k]).abs().max() <= 1e-4 * max(1.0, float(ref.abs().max()))
+
+
+def test_occlusion_windows_cover_every_pixel_and_bad_parameters():
+    occ = methods.Occlusion(nn.Identity(), patch_size=3, stride=2, num_classes=1)
+    masks = occ.windows(5, 6)
+    # rows start at 0, 2 (ceil((5-3)/2)+1 = 2); cols at 0, 2, 4 (last clipped to width 6)
+    assert masks.shape == (6, 5, 6) and masks.any(0).all()
+    assert masks[5].nonzero().min(0).values.tolist() == [2, 4]
+    with pytest.raises(ValueError, match="stride 5 larger than patch_size 3"):
+        methods.Occlusion(nn.Identity(), patch_size=3, stride=5)
+    with pytest.raises(ValueError, match="patch_size 9 exceeds"):
+        methods.Occlusion(nn.Identity(), patch_size=9, stride=2).windows(5, 5)
+
+
+# ------------------------------------------------------------------------------ IG, SHAP
+
+
+def _linear_model():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
+    return models.prepare(model, torch.device("cpu"))
+
+
+def test_integrated_gradients_closed_form_on_linear_model():
+    model = _linear_model()
+    x = torch.randn(2, 3, 4, 4)
+    ig = methods.IntegratedGradients(model, n_steps=8, baseline=0.0).attribute_pixels(x, [[1, 4], [0, 2]])
+    weight = model[1].weight.view(5, 3, 4, 4)
+    # for a linear score, IG = (x - baseline) * w exactly
+    assert torch.allclose(ig[0, 1], x[0] * weight[4], atol=1e-6)
+    assert torch.allclose(ig[1, 0], x[1] * weight[0], atol=1e-6)
+
+
+def test_integrated_gradients_completeness_on_real_model(squeezenet, ilsvrc_records):
+    x = image_batch(squeezenet, ilsvrc_records, 1)
+    ig = methods.IntegratedGradients(squeezenet, n_steps=64).attribute_pixels(x, 472)
+    with torch.no_grad():
+        gap = squeezenet(x)[0, 472] - squeezenet(torch.zeros_like(x))[0, 472]
+    assert abs(float(ig.sum()) - float(gap)) <= 0.05 * abs(float(gap))  # Eq. 3 (completeness)
+
+
+@pytest.mark.parametrize("method", ["gradient-shap", "shap"])
+def test_shap_methods_closed_form_on_linear_model(method):
+    model = _linear_model()
+    x = torch.randn(2, 3, 4, 4)
+    background = torch.randn(1, 3, 4, 4)
+    explainer = methods.get_method(method)(model, background=background, n_samples=16, seed=0)
+    values = explainer.attribute_pixels(x, [[1, 4], [0, 2]])
+    weight = model[1].weight.view(5, 3, 4, 4)
+    # one reference point, linear score: SHAP = (x - reference) * w
+    assert torch.allclose(values[0, 1], (x[0] - background[0]) * weight[4], atol=1e-5)
+    assert torch.allclose(values[1, 1], (x[1] - background[0]) * weight[2], atol=1e-5)
+    assert torch.equal(values, explainer.attribute_pixels(x, [[1, 4], [0, 2]]))  # seeded
+    assert explainer.attribute(x, [[1, 4], [0, 2]]).shape == (2, 2, 4, 4)
+
+
+def test_method_table_and_unknown_method():
+    assert set(methods.METHODS) >= {"grad-cam", "grad-cam++", "guided-backprop", "guided-grad-cam", "occlusion",
+                                    "integrated-gradients", "gradient-shap", "shap"}
+    with pytest.raises(ValueError, match="unknown method 'lime'.*grad-cam"):
+        methods.get_method("lime")
+
+
+def test_channel_reduction():
+    pixels = torch.tensor([[[[1.0]], [[-3.0]], [[2.0]]]])
+    assert methods.reduce_channels(pixels, "abs_max").item() == 3.0
+    assert methods.reduce_channels(pixels, "sum").item() == 0.0
+    with pytest.raises(ValueError, match="channel reduction"):
+        methods.reduce_channels(pixels, "mean")
