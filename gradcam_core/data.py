@@ -285,6 +285,36 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
 
 
+class ImageDataset:
+    """A ``torch.utils.data`` map-style dataset over records with a ``path``: item ``i`` is
+    ``(transform(load_rgb(path)), i)``, or ``(None, i)`` when the image cannot be read, so a
+    long run can skip and count bad images (see :func:`collate_skipping`) instead of dying."""
+
+    def __init__(self, records, transform):
+        self.records = records
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.transform(load_rgb(self.records[index].path)), index
+        except ImageLoadError:
+            return None, index
+
+
+def collate_skipping(batch):
+    """Collate ``(tensor | None, index)`` items into ``(images, indices, failed_indices)``."""
+    import torch
+
+    good = [(x, i) for x, i in batch if x is not None]
+    failed = [i for x, i in batch if x is None]
+    if not good:
+        return None, [], failed
+    return torch.stack([x for x, _ in good]), [i for _, i in good], failed
+
+
 # --------------------------------------------------------------------------------------------
 # ILSVRC2012 validation set
 # --------------------------------------------------------------------------------------------

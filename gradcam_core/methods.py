@@ -10,7 +10,7 @@ class, min-max). Pixel-space methods also offer ``attribute_pixels`` with the co
 kept, ``(N, K, C, H, W)``.
 
 Gradient plumbing is shared: the CAM family takes gradients of the class scores with respect to
-the target layer's activations only (:meth:`_ClassActivationMapping._forward`), scoring only the
+the target layer's activations only (:meth:`_ClassActivationMapping.forward`), scoring only the
 requested classes with the registry's classifier layer, so top-5 maps cost about one forward
 pass; the input-gradient family (:class:`Saliency`, :class:`GuidedBackprop`) differentiates with
 respect to the input only. Model parameters are never differentiated.
@@ -19,6 +19,7 @@ respect to the input only. Model parameters are never differentiated.
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -137,9 +138,31 @@ class Explainer:
         return self.attribute(images, classes), classes, logits
 
 
+class PixelExplainer(Explainer):
+    """Base of methods that attribute to input pixels: :meth:`attribute_pixels` gives
+    ``(N, K, C, H, W)``; :meth:`attribute` reduces the colour channels with ``self.reduction``
+    (see :func:`reduce_channels`)."""
+
+    reduction = "abs_max"
+
+    def attribute_pixels(self, images: torch.Tensor, target) -> torch.Tensor:
+        raise NotImplementedError
+
+    def attribute(self, images, target):
+        return reduce_channels(self.attribute_pixels(images, target), self.reduction)
+
+
 # --------------------------------------------------------------------------------------------
 # CAM family: Grad-CAM, Grad-CAM++
 # --------------------------------------------------------------------------------------------
+
+
+class LayerForward(NamedTuple):
+    """One forward pass of a CAM-family explainer."""
+
+    logits: torch.Tensor  # (N, classes), graph attached after the target layer
+    activations: torch.Tensor  # the target layer's output, a leaf that requires grad
+    features: torch.Tensor | None  # the classifier layer's input
 
 
 class _ClassActivationMapping(Explainer):
@@ -164,7 +187,7 @@ class _ClassActivationMapping(Explainer):
         self.classifier = get_layer(self.module, classifier) if classifier else None
         self.class_scores = class_scores or (self.spec.class_scores if self.spec else scores_identity)
 
-    def _forward(self, images: torch.Tensor):
+    def forward(self, images: torch.Tensor) -> LayerForward:
         """One forward pass: logits, the target layer's activations ``A`` as a leaf that requires
         grad (nothing before the layer builds a graph), and the classifier's input."""
         captured = {}
@@ -188,7 +211,7 @@ class _ClassActivationMapping(Explainer):
                 handle.remove()
         if "A" not in captured:
             raise RuntimeError(f"layer {self.layer_name!r} was not called in the forward pass")
-        return logits, captured["A"], captured.get("X")
+        return LayerForward(logits, captured["A"], captured.get("X"))
 
     def _class_scores(self, logits, features, classes) -> torch.Tensor:
         if features is not None and features.requires_grad:
@@ -202,7 +225,10 @@ class _ClassActivationMapping(Explainer):
             return scores
         return logits.gather(1, classes)
 
-    def _maps(self, images, logits, activations, features, classes) -> torch.Tensor:
+    def maps(self, images, forward: LayerForward, classes: torch.Tensor) -> torch.Tensor:
+        """Raw maps ``(N, K, H, W)`` for ``(N, K)`` classes from a :meth:`forward` pass; several
+        explainers of this family can share one forward pass."""
+        logits, activations, features = forward
         scores = self._class_scores(logits, features, classes)
         k_count = classes.shape[1]
         grads = torch.stack([
@@ -220,14 +246,14 @@ class _ClassActivationMapping(Explainer):
         raise NotImplementedError
 
     def attribute(self, images, target):
-        logits, activations, features = self._forward(images)
-        classes = as_class_targets(target, images.shape[0], logits.shape[1], images.device)
-        return self._maps(images, logits, activations, features, classes)
+        forward = self.forward(images)
+        classes = as_class_targets(target, images.shape[0], forward.logits.shape[1], images.device)
+        return self.maps(images, forward, classes)
 
     def attribute_top_k(self, images, k: int = 5):
-        logits, activations, features = self._forward(images)
-        classes = logits.detach().topk(k, dim=1).indices
-        return self._maps(images, logits, activations, features, classes), classes, logits.detach()
+        forward = self.forward(images)
+        classes = forward.logits.detach().topk(k, dim=1).indices
+        return self.maps(images, forward, classes), classes, forward.logits.detach()
 
 
 class GradCAM(_ClassActivationMapping):
@@ -265,6 +291,29 @@ class GradCAMPlusPlus(_ClassActivationMapping):
         denominator = 2.0 * g2 + sum_a * g2 * g
         alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
         return torch.exp(scores.double())[..., None] * (alpha * F.relu(g)).sum(dim=(-2, -1))
+
+
+class CAM(_ClassActivationMapping):
+    """Class Activation Mapping (Zhou et al. 2016, https://arxiv.org/abs/1512.04150, Eq. 2):
+    ``M_c(x, y) = sum_k w_k^c f_k(x, y)``, the classifier's weights for class ``c`` applied at
+    every position of the last feature map, bias ignored as in Zhou et al.; ReLU applied as for
+    the other CAM-family maps. Valid only where the target layer feeds global average pooling and
+    the classifier directly (registry flag ``cam_compatible``: SqueezeNet's 1x1-conv classifier,
+    MobileNet, ResNet, GoogLeNet), where Grad-CAM's weights are these weights divided by the map
+    size (paper Sec. 3.1). Needs no gradient."""
+
+    def __init__(self, model, **kwargs):
+        super().__init__(model, **kwargs)
+        if self.spec is not None and not self.spec.cam_compatible:
+            raise ValueError(f"CAM does not apply to {self.spec.name}: its target layer does not feed "
+                             "global average pooling and the classifier directly")
+        if self.classifier is None:
+            raise ValueError("CAM needs the classifier layer")
+
+    def maps(self, images, forward, classes):
+        A = forward.activations.detach()
+        weights = self.classifier.weight.reshape(self.classifier.weight.shape[0], -1)[classes]
+        return upsample(F.relu(torch.einsum("nkc,nchw->nkhw", weights, A)), images.shape[-2:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +381,7 @@ def guided_relus():
         yield
 
 
-class Saliency(Explainer):
+class Saliency(PixelExplainer):
     """Gradient saliency, the paper's "Backprop" baseline (Simonyan et al. 2014,
     https://arxiv.org/abs/1312.6034, Sec. 3.1): ``|dS^c/dx|`` maximised over colour channels."""
 
@@ -353,9 +402,6 @@ class Saliency(Explainer):
                      for k in range(k_count)]
         return torch.stack(grads, dim=1)
 
-    def attribute(self, images, target):
-        return reduce_channels(self.attribute_pixels(images, target), self.reduction)
-
 
 class GuidedBackprop(Saliency):
     """Guided Backpropagation (Springenberg et al. 2015, https://arxiv.org/abs/1412.6806): the
@@ -366,7 +412,7 @@ class GuidedBackprop(Saliency):
     guided = True
 
 
-class GuidedGradCAM(Explainer):
+class GuidedGradCAM(PixelExplainer):
     """Guided Grad-CAM (paper Sec. 3.1): Guided Backpropagation multiplied pointwise by the
     Grad-CAM map bilinearly upsampled to the input (before any normalisation)."""
 
@@ -380,9 +426,6 @@ class GuidedGradCAM(Explainer):
         cam = self.gradcam.attribute(images, target)
         classes = self.guided._targets(images, target)
         return self.guided.attribute_pixels(images, classes) * cam[:, :, None]
-
-    def attribute(self, images, target):
-        return reduce_channels(self.attribute_pixels(images, target), self.reduction)
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +487,7 @@ class Occlusion(Explainer):
 # --------------------------------------------------------------------------------------------
 
 
-class IntegratedGradients(Explainer):
+class IntegratedGradients(PixelExplainer):
     """Integrated Gradients (Sundararajan et al. 2017, https://arxiv.org/abs/1703.01365, Eq. 1)
     via captum, Riemann/Gauss-Legendre with ``n_steps`` from a constant ``baseline``; colour
     channels summed (captum's convention for signed attributions)."""
@@ -467,11 +510,8 @@ class IntegratedGradients(Explainer):
         )
         return attributions.view(n, k, *images.shape[1:])
 
-    def attribute(self, images, target):
-        return reduce_channels(self.attribute_pixels(images, target), self.reduction)
 
-
-class GradientShap(Explainer):
+class GradientShap(PixelExplainer):
     """GradientSHAP (expected gradients; Lundberg & Lee 2017, https://arxiv.org/abs/1705.07874)
     via captum: ``n_samples`` random points between the input (plus Gaussian noise ``stdevs``)
     and baselines drawn from ``background``; seeded, so reruns give identical maps."""
@@ -496,9 +536,6 @@ class GradientShap(Explainer):
             )
         return attributions.view(n, k, *images.shape[1:])
 
-    def attribute(self, images, target):
-        return reduce_channels(self.attribute_pixels(images, target), self.reduction)
-
 
 class _SelectedOutputs(nn.Module):
     def __init__(self, module: nn.Module, classes: torch.Tensor):
@@ -509,7 +546,7 @@ class _SelectedOutputs(nn.Module):
         return self.module(x)[:, self.classes]
 
 
-class Shap(Explainer):
+class Shap(PixelExplainer):
     """SHAP values through the ``shap`` package's ``GradientExplainer`` (expected gradients with
     the ``background`` batch as the reference distribution; Lundberg & Lee 2017), ``n_samples``
     per image, seeded. One image at a time, its K target classes as the explained outputs."""
@@ -532,13 +569,11 @@ class Shap(Explainer):
             out.append(torch.as_tensor(values, dtype=images.dtype, device=images.device))
         return torch.stack(out)
 
-    def attribute(self, images, target):
-        return reduce_channels(self.attribute_pixels(images, target), self.reduction)
-
 
 METHODS = {
     "grad-cam": GradCAM,
     "grad-cam++": GradCAMPlusPlus,
+    "cam": CAM,
     "backprop": Saliency,
     "guided-backprop": GuidedBackprop,
     "guided-grad-cam": GuidedGradCAM,

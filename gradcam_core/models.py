@@ -387,6 +387,7 @@ class ModelSpec:
     class_scores: Callable[[torch.Tensor], torch.Tensor]
     class_names: Callable[[], list[str]]
     embedded: bool
+    cam_compatible: bool = False  # target layer -> global average pooling -> classifier only
     input_size: int = 224
 
 
@@ -401,24 +402,24 @@ def register(spec: ModelSpec) -> ModelSpec:
 register(ModelSpec(
     "squeezenet1_1", "SqueezeNet 1.1, ImageNet (ONNX-zoo weights, embedded)",
     build_squeezenet1_1, imagenet_transform(), "features.12", "classifier.1",
-    scores_relu_avgpool, data.imagenet_class_names, embedded=True,
+    scores_relu_avgpool, data.imagenet_class_names, embedded=True, cam_compatible=True,
 ))
 register(ModelSpec(
     "mobilenet_v1_0.75", "MobileNet v1 0.75 224, ImageNet (Google's TF.js weights, embedded)",
     build_mobilenet_v1_075, inception_transform(), "features.conv_pw_13_relu", "classifier",
-    scores_identity, data.imagenet_class_names, embedded=True,
+    scores_identity, data.imagenet_class_names, embedded=True, cam_compatible=True,
 ))
-for _name, _layer, _clf, _desc in (
-    ("vgg16", "features.29", "classifier.6", "VGG-16"),
-    ("alexnet", "features.11", "classifier.6", "AlexNet"),
-    ("googlenet", "inception5b", "fc", "GoogLeNet (Inception v1)"),
-    ("resnet50", "layer4", "fc", "ResNet-50"),
-    ("densenet121", "features.norm5", "classifier", "DenseNet-121"),
+for _name, _layer, _clf, _desc, _cam in (
+    ("vgg16", "features.29", "classifier.6", "VGG-16", False),
+    ("alexnet", "features.11", "classifier.6", "AlexNet", False),
+    ("googlenet", "inception5b", "fc", "GoogLeNet (Inception v1)", True),
+    ("resnet50", "layer4", "fc", "ResNet-50", True),
+    ("densenet121", "features.norm5", "classifier", "DenseNet-121", False),
 ):
     register(ModelSpec(
         _name, f"{_desc}, torchvision ImageNet weights (downloaded on first use)",
         _torchvision_builder(_name), imagenet_transform(), _layer, _clf, scores_identity,
-        data.imagenet_class_names, embedded=False,
+        data.imagenet_class_names, embedded=False, cam_compatible=_cam,
     ))
 register(ModelSpec(
     "chexnet", "DenseNet-121 on NIH ChestX-ray14, torchxrayvision 'densenet121-res224-nih'",

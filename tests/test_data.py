@@ -258,3 +258,20 @@ def test_cifar10_official_source_goes_through_torchvision(monkeypatch, tmp_path)
     assert images.shape == (2, 32, 32, 3) and labels.tolist() == [3, 5]
     with pytest.raises(ValueError, match="split must be"):
         data.load_cifar10("val")
+
+
+def test_image_dataset_skips_and_counts_unreadable_images(tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    good = _save(Image.new("RGB", (8, 8), (1, 2, 3)), tmp_path / "good.png")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+
+    class Rec:
+        def __init__(self, path):
+            self.path = path
+
+    dataset = data.ImageDataset([Rec(good), Rec(bad), Rec(good)], lambda im: torch.as_tensor(np.asarray(im)))
+    images, indices, failed = next(iter(DataLoader(dataset, batch_size=3, collate_fn=data.collate_skipping)))
+    assert images.shape == (2, 8, 8, 3) and indices == [0, 2] and failed == [1]

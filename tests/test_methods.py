@@ -101,7 +101,7 @@ def test_gradcam_equals_pytorch_grad_cam(embedded_model, top5):
 def test_gradcam_differentiates_only_the_target_activations(squeezenet, ilsvrc_records):
     x = image_batch(squeezenet, ilsvrc_records, 2)
     explainer = methods.GradCAM(squeezenet)
-    logits, activations, features = explainer._forward(x)
+    logits, activations, features = explainer.forward(x)
     assert activations.is_leaf and activations.requires_grad
     assert not x.requires_grad and not any(p.requires_grad for p in squeezenet.module.parameters())
     assert features.requires_grad  # classifier input depends on the activations only
@@ -328,3 +328,24 @@ def test_channel_reduction():
     assert methods.reduce_channels(pixels, "sum").item() == 0.0
     with pytest.raises(ValueError, match="channel reduction"):
         methods.reduce_channels(pixels, "mean")
+
+
+# ------------------------------------------------------------------------------ CAM
+
+
+def test_cam_equals_gradcam_times_map_size_on_gap_linear_model(mobilenet, ilsvrc_records):
+    """Paper Sec. 3.1: for global average pooling followed by a linear classifier, Grad-CAM's
+    weights are CAM's weights divided by the number of positions Z (7x7 here)."""
+    x = image_batch(mobilenet, ilsvrc_records, 2, start=3)
+    cam, classes, _ = methods.CAM(mobilenet).attribute_top_k(x, 3)
+    gradcam = methods.GradCAM(mobilenet).attribute(x, classes)
+    assert torch.allclose(cam / 49.0, gradcam, rtol=1e-4, atol=1e-6)
+
+
+def test_cam_refuses_models_without_gap_classifier():
+    spec = models.get_spec("vgg16")
+    import torchvision
+
+    module = models.prepare(torchvision.models.vgg16(weights=None), torch.device("cpu"))
+    with pytest.raises(ValueError, match="CAM does not apply to vgg16"):
+        methods.CAM(models.LoadedModel(spec, module, spec.class_names(), torch.device("cpu")))

@@ -1,0 +1,118 @@
+"""Metrics: pure functions and tiny accumulators over plain arrays.
+
+One IoU (:func:`box_iou`), one box extractor (:func:`threshold_box`), one pointing rule
+(:func:`pointing_hit`), one bootstrap helper (:func:`bootstrap_ci`). Boxes are ``x0, y0, x1, y1``
+in continuous pixel coordinates (a pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import torch
+from scipy import stats
+from torchvision.ops import box_iou as _torch_box_iou
+
+
+def box_iou(boxes_a, boxes_b) -> np.ndarray:
+    """Intersection over union of every pair, ``(len(a), len(b))`` (torchvision.ops.box_iou)."""
+    a = torch.as_tensor(np.asarray(boxes_a, np.float64).reshape(-1, 4))
+    b = torch.as_tensor(np.asarray(boxes_b, np.float64).reshape(-1, 4))
+    return _torch_box_iou(a, b).numpy()
+
+
+def largest_segment_box(mask: np.ndarray) -> np.ndarray | None:
+    """Bounding box of the largest 8-connected segment of a boolean mask (opencv connected
+    components), or ``None`` for an empty mask."""
+    count, labels, stats_, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return None
+    largest = 1 + int(np.argmax(stats_[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (stats_[largest, k] for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    return np.array([x, y, x + w, y + h], np.float32)
+
+
+def threshold_box(heatmap: np.ndarray, threshold: float) -> np.ndarray | None:
+    """Paper Sec. 4.1: binarise the map at ``threshold`` x its maximum and box the largest
+    connected segment. A map with no positive value has no box (``None``)."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    peak = float(heatmap.max())
+    if not np.isfinite(peak):
+        raise ValueError("heatmap contains NaN or inf")
+    if peak <= 0:
+        return None
+    return largest_segment_box(heatmap >= threshold * peak)
+
+
+def localization_correct(pred_class: int, pred_box, label: int, gt_boxes, iou_threshold: float = 0.5) -> bool:
+    """ILSVRC rule: right class and IoU >= ``iou_threshold`` with some ground-truth box."""
+    if pred_class != label or pred_box is None or len(gt_boxes) == 0:
+        return False
+    return bool((box_iou([pred_box], gt_boxes) >= iou_threshold).any())
+
+
+def point_box_distance(point_xy, boxes) -> np.ndarray:
+    """Euclidean distance from a point to each box (0 inside)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x, y = point_xy
+    dx = np.maximum(np.maximum(boxes[:, 0] - x, 0), x - boxes[:, 2])
+    dy = np.maximum(np.maximum(boxes[:, 1] - y, 0), y - boxes[:, 3])
+    return np.hypot(np.maximum(dx, 0), np.maximum(dy, 0))
+
+
+def map_peak(heatmap: np.ndarray) -> tuple[float, float]:
+    """The centre ``(x, y)`` of the map's maximum pixel (the first one in row-major order)."""
+    row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    return col + 0.5, row + 0.5
+
+
+def pointing_hit(heatmap: np.ndarray, boxes, tolerance: float = 15.0) -> bool:
+    """Pointing game (Zhang et al. 2016, as used in paper Sec. 4.3): a hit when the map's
+    maximum lies within ``tolerance`` pixels of any ground-truth box of the cued class."""
+    if len(boxes) == 0:
+        raise ValueError("pointing_hit needs at least one ground-truth box")
+    return bool((point_box_distance(map_peak(heatmap), boxes) <= tolerance).any())
+
+
+class PointingGame:
+    """Accumulator in the manner of TorchRay's ``PointingGame``: :meth:`evaluate` one map,
+    then ``accuracy`` (hits / all) and ``class_accuracy`` (mean over classes of per-class
+    accuracy)."""
+
+    def __init__(self, tolerance: float = 15.0):
+        self.tolerance = tolerance
+        self.hits: dict[int, int] = defaultdict(int)
+        self.misses: dict[int, int] = defaultdict(int)
+
+    def evaluate(self, heatmap: np.ndarray, boxes, class_index: int) -> bool:
+        hit = pointing_hit(heatmap, boxes, self.tolerance)
+        (self.hits if hit else self.misses)[class_index] += 1
+        return hit
+
+    @property
+    def accuracy(self) -> float:
+        total = sum(self.hits.values()) + sum(self.misses.values())
+        return sum(self.hits.values()) / total if total else float("nan")
+
+    @property
+    def class_accuracy(self) -> float:
+        classes = set(self.hits) | set(self.misses)
+        if not classes:
+            return float("nan")
+        return float(np.mean([self.hits[c] / (self.hits[c] + self.misses[c]) for c in classes]))
+
+
+def bootstrap_ci(values, statistic=np.mean, confidence: float = 0.95, n_resamples: int = 2000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``statistic`` over ``values``
+    (scipy.stats.bootstrap, fixed seed)."""
+    values = np.asarray(values, np.float64)
+    if len(values) < 2 or np.all(values == values[0]):
+        value = float(statistic(values)) if len(values) else float("nan")
+        return value, value
+    result = stats.bootstrap((values,), statistic, confidence_level=confidence, n_resamples=n_resamples,
+                             method="percentile", rng=np.random.default_rng(seed), vectorized=False)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)

@@ -1,0 +1,201 @@
+"""Report: summaries with confidence intervals, side-by-side tables with the paper and the seed,
+figures, atomic results files and provenance. The notebooks call these; nothing here computes
+an explanation.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import metrics
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
+
+
+def load_reference(name: str) -> dict:
+    """The paper's (``"paper"``) or the seed's (``"seed"``) numbers, from the committed copy of
+    the reference YAML files in ``data/reference``."""
+    files = {"paper": "paper_results.yaml", "seed": "seed_results.yaml"}
+    if name not in files:
+        raise ValueError(f"reference must be 'paper' or 'seed', got {name!r}")
+    return yaml.safe_load((REFERENCE_DIR / files[name]).read_text())
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a CSV atomically: a temporary file in the same folder, renamed when complete, so
+    a results file is never left half written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            table.to_csv(handle, index=False, float_format="%.6g")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def error_with_ci(correct, seed: int = 0) -> tuple[float, float, float]:
+    """Error rate in % of a boolean array, with its 95 % bootstrap interval."""
+    wrong = 1.0 - np.asarray(correct, np.float64)
+    low, high = metrics.bootstrap_ci(wrong, seed=seed)
+    return 100 * wrong.mean(), 100 * low, 100 * high
+
+
+def _fmt(value: float, low: float, high: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def localization_summary(table: pd.DataFrame, threshold: float, seed: int = 0) -> pd.DataFrame:
+    """Task 1 table: per model and method, classification and localisation top-1 / top-k error
+    in % with 95 % bootstrap intervals, at the given map threshold (baselines have none)."""
+    rows = []
+    at = table[(table["threshold"] == threshold) | table["threshold"].isna()]
+    for (model, method), group in at.groupby(["model", "method"], sort=False):
+        row = {"model": model, "method": method, "images": len(group)}
+        for column, name in (("cls_top1", "cls top-1 err"), ("cls_topk", "cls top-5 err"),
+                             ("loc_top1", "loc top-1 err"), ("loc_topk", "loc top-5 err")):
+            row[name] = _fmt(*error_with_ci(group[column], seed))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def threshold_sweep(table: pd.DataFrame) -> pd.DataFrame:
+    """Localisation error (%) per model, method and map threshold."""
+    swept = table.dropna(subset=["threshold"])
+    out = swept.groupby(["model", "method", "threshold"], sort=False)[["loc_top1", "loc_topk"]].mean()
+    return (100 * (1 - out)).round(2).rename(columns={"loc_top1": "loc top-1 err", "loc_topk": "loc top-5 err"}).reset_index()
+
+
+def plot_threshold_sweep(sweep: pd.DataFrame, chosen: float):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for ax, column in zip(axes, ("loc top-1 err", "loc top-5 err")):
+        sns.lineplot(data=sweep, x="threshold", y=column, hue="model", style="method", marker="o", ax=ax)
+        ax.axvline(chosen, color="grey", ls="--", lw=1)
+        ax.set_xlabel("map threshold (fraction of the map's maximum)")
+        ax.set_ylabel(f"{column} (%)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def localization_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
+    """This project's Grad-CAM rows beside the paper's Table 1 and the seed's table."""
+    paper = load_reference("paper")["localization_ilsvrc15_val"]["rows"]
+    seed = load_reference("seed")["task1_localization_ilsvrc15_val"]
+    rows = []
+    for r in summary[summary["method"].isin(["grad-cam", "cam", "backprop"])].itertuples(index=False):
+        rows.append({"source": f"this report ({r.images} ILSVRC val images)", "model": r.model, "method": r.method,
+                     "cls top-1 err": r[3], "cls top-5 err": r[4], "loc top-1 err": r[5], "loc top-5 err": r[6]})
+    for p in paper:
+        rows.append({"source": f"paper Table 1 ({p['status']})", "model": p["model"], "method": p["method"],
+                     "cls top-1 err": p["cls_top1"], "cls top-5 err": p["cls_top5"],
+                     "loc top-1 err": p["loc_top1"], "loc top-5 err": p["loc_top5"]})
+    for s in seed:
+        rows.append({"source": "seed reproduction", "model": s["model"], "method": "grad-cam",
+                     "cls top-1 err": s["cls_top1"], "cls top-5 err": s["cls_top5"],
+                     "loc top-1 err": s["loc_top1"], "loc top-5 err": s["loc_top5"]})
+    return pd.DataFrame(rows).astype(str)
+
+
+def pointing_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Task 2 table: pointing accuracy (ground-truth cue) overall and mean per class, in %,
+    with 95 % bootstrap intervals, for Grad-CAM and the centre-point baseline."""
+    rows = []
+    cued = table[table["is_gt"]]
+    for (model, method), group in cued.groupby(["model", "method"], sort=False):
+        hit = group["hit"].to_numpy(np.float64)
+        low, high = metrics.bootstrap_ci(hit, seed=seed)
+        per_class = group.groupby("label")["hit"].mean().to_numpy()
+        c_low, c_high = metrics.bootstrap_ci(per_class, seed=seed)
+        rows.append({"model": model, "method": method, "images": len(group),
+                     "accuracy": _fmt(100 * hit.mean(), 100 * low, 100 * high),
+                     "mean per-class accuracy": _fmt(100 * per_class.mean(), 100 * c_low, 100 * c_high),
+                     "classes": len(per_class)})
+    return pd.DataFrame(rows)
+
+
+def pointing_recall_curve(table: pd.DataFrame, thresholds) -> pd.DataFrame:
+    """Recall variant: the top-5 predictions' maps, a prediction rejected when its map's raw
+    maximum is below ``t``. Over all (image, predicted class) pairs: a kept ground-truth class
+    counts as a hit when its map points into a box, a rejected absent class counts as a hit;
+    accuracy = hits / pairs. Recall = fraction of images whose ground-truth class (when
+    predicted) is kept."""
+    preds = table[(table["method"] == "grad-cam") & (table["rank"] > 0)]
+    gt_hit = table[(table["method"] == "grad-cam") & table["is_gt"]].set_index(["model", "image"])["hit"]
+    rows = []
+    for model, group in preds.groupby("model", sort=False):
+        hits_if_kept = np.where(group["is_gt"], gt_hit.loc[model].reindex(group["image"]).to_numpy(), False)
+        for t in thresholds:
+            kept = group["raw_max"].to_numpy() >= t
+            correct = np.where(group["is_gt"], kept & hits_if_kept, ~kept)
+            present = group["is_gt"].to_numpy()
+            rows.append({"model": model, "threshold": t, "accuracy": 100 * correct.mean(),
+                         "recall": 100 * kept[present].mean() if present.any() else np.nan})
+    return pd.DataFrame(rows).round(2)
+
+
+def plot_pointing_curve(curve: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for model, group in curve.groupby("model", sort=False):
+        ax.plot(group["recall"], group["accuracy"], marker=".", label=model)
+    ax.set_xlabel("recall of the ground-truth class (%)")
+    ax.set_ylabel("pointing accuracy over top-5 predictions (%)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_boxes_on_maps(images, heatmaps, gt_boxes, pred_boxes, titles):
+    """A grid: each column an image with its ground-truth (green) and predicted (red) boxes,
+    above its normalised map with the same boxes."""
+    import matplotlib.patches as patches
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.4), squeeze=False)
+    for i in range(n):
+        for row, background in ((0, images[i]), (1, heatmaps[i])):
+            ax = axes[row, i]
+            ax.imshow(background, cmap=None if row == 0 else "jet", vmin=0, vmax=1 if row else None)
+            for box in gt_boxes[i]:
+                ax.add_patch(patches.Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, ec="lime", lw=1.5))
+            if pred_boxes[i] is not None:
+                b = pred_boxes[i]
+                ax.add_patch(patches.Rectangle(b[:2], b[2] - b[0], b[3] - b[1], fill=False, ec="red", lw=1.5))
+            ax.set_axis_off()
+        axes[0, i].set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def provenance() -> dict:
+    """Versions and hardware of the run, for the provenance page."""
+    import torch
+
+    versions = {}
+    for package in ("torch", "torchvision", "numpy", "scipy", "pandas", "captum", "cv2", "papermill"):
+        try:
+            versions[package] = __import__(package).__version__
+        except ImportError:
+            versions[package] = "not installed"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        **versions,
+    }

@@ -1,0 +1,79 @@
+"""Metrics on hand-made arrays whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcam_core import metrics
+
+
+def test_box_iou_hand_computed():
+    # [0,0,2,2] vs [1,1,3,3]: intersection 1, union 4 + 4 - 1 = 7
+    assert metrics.box_iou([[0, 0, 2, 2]], [[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]]).tolist() == [[1 / 7, 1.0, 0.0]]
+
+
+def test_largest_segment_box_picks_largest_connected_segment_not_largest_rectangle():
+    mask = np.zeros((5, 5), bool)
+    mask[0, 0] = mask[1, 1] = True  # segment A: 2 pixels, 8-connected diagonally
+    mask[2:4, 3] = mask[4, 4] = True  # segment B: (2,3), (3,3), (4,4) = 3 pixels: x in [3, 5), y in [2, 5)
+    assert metrics.largest_segment_box(mask).tolist() == [3, 2, 5, 5]
+    assert metrics.largest_segment_box(np.zeros((3, 3), bool)) is None
+
+
+def test_threshold_box_hand_made_5x5_map():
+    heatmap = np.array([
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.9, 1.0, 0.0, 0.0],
+        [0.0, 0.8, 0.2, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.3],
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+    ])
+    # at 0.15 x max: {(1,1),(1,2),(2,1),(2,2)} plus the lone 0.3 at (3,4); the 2x2 block wins
+    assert metrics.threshold_box(heatmap, 0.15).tolist() == [1, 1, 3, 3]
+    # at 0.85 x max: (1,1) and (1,2) only
+    assert metrics.threshold_box(heatmap, 0.85).tolist() == [1, 1, 3, 2]
+    assert metrics.threshold_box(np.zeros((4, 4)), 0.15) is None
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.threshold_box(heatmap, 0.0)
+
+
+def test_localization_correct_needs_class_and_iou():
+    gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    assert metrics.localization_correct(3, [21, 21, 30, 30], 3, gt)  # IoU 81/100 with the 2nd box
+    assert not metrics.localization_correct(4, [21, 21, 30, 30], 3, gt)  # wrong class
+    assert not metrics.localization_correct(3, [0, 0, 10, 4], 3, gt)  # IoU 0.4
+    assert metrics.localization_correct(3, [0, 0, 10, 5], 3, gt)  # IoU exactly 0.5
+    assert not metrics.localization_correct(3, None, 3, gt)
+
+
+def test_pointing_hit_with_tolerance():
+    heatmap = np.zeros((40, 40))
+    heatmap[5, 30] = 1.0  # peak centre (30.5, 5.5)
+    box = [[0, 0, 10, 10]]
+    # distance from (30.5, 5.5) to the box: 20.5 in x
+    assert not metrics.pointing_hit(heatmap, box, tolerance=15)
+    assert metrics.pointing_hit(heatmap, box, tolerance=21)
+    assert metrics.pointing_hit(heatmap, [[25, 0, 35, 10]], tolerance=0)
+
+
+def test_pointing_game_overall_and_mean_per_class_accuracy():
+    game = metrics.PointingGame(tolerance=0)
+    hit_map = np.zeros((10, 10))
+    hit_map[2, 2] = 1
+    box = [[0, 0, 5, 5]]
+    miss_box = [[6, 6, 9, 9]]
+    game.evaluate(hit_map, box, 0)
+    game.evaluate(hit_map, box, 0)
+    game.evaluate(hit_map, miss_box, 0)  # class 0: 2/3
+    game.evaluate(hit_map, miss_box, 1)  # class 1: 0/1
+    assert game.accuracy == pytest.approx(2 / 4)
+    assert game.class_accuracy == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
+    values = np.r_[np.ones(30), np.zeros(70)]
+    low, high = metrics.bootstrap_ci(values)
+    assert low < 0.3 < high and 0.18 < low and high < 0.42
+    assert metrics.bootstrap_ci(values) == (low, high)
+    assert metrics.bootstrap_ci(np.ones(5)) == (1.0, 1.0)
