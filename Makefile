@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# task notebooks first: the book's own notebooks (results, provenance) read their results files
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) book/results_vs_paper.ipynb book/provenance.ipynb
 
-.PHONY: venv data test notebooks book bench clean
+.PHONY: venv data test notebooks book html bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,14 +18,16 @@ venv: $(STAMP)
 data: venv  ## fetch the embedded data and weights into data/cache (mirror or download), verified
 	$(PY) -m gradcam_core.data fetch
 
-test: data  ## the whole test suite
+test: data  ## unit tests, the browser check of the book, then nbval re-executing every notebook
 	$(PY) -m pytest
 
 notebooks: data  ## execute every task notebook in place with papermill (embedded default)
 	@for nb in $(NOTEBOOKS); do echo "papermill $$nb"; \
-	  $(VENV)/bin/papermill --cwd notebooks $$nb $$nb || exit 1; done
+	  $(VENV)/bin/papermill --cwd $$(dirname $$nb) $$nb $$nb || exit 1; done
 
-book: notebooks  ## render the executed notebooks and chapters into _build/html
+book: notebooks html  ## execute the notebooks, then render the book
+
+html: venv  ## render the committed (executed) notebooks and chapters into _build/html, warnings as errors
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 bench: data  ## Grad-CAM cost benchmark (plain forward vs ours vs pytorch-grad-cam vs captum)

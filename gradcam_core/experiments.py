@@ -13,11 +13,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import data, metrics
 from .methods import CAM, GradCAM, Saliency
-from .models import LoadedModel
+from .models import LoadedModel, to_model_input
 
 #: Localisation methods of Task 1; "full-image" and "centre-box" are trivial baselines.
 LOCALIZATION_METHODS = ("grad-cam", "cam", "backprop", "full-image", "centre-box")
@@ -44,7 +44,7 @@ def batches(model: LoadedModel, records, batch_size: int, num_workers: int = 0, 
         for images, indices, failed in tqdm(loader, desc=desc, disable=not progress, unit="batch", mininterval=5):
             skipped.extend(str(records[i].path) for i in failed)
             if images is not None:
-                yield images.to(model.device, non_blocking=True), indices
+                yield to_model_input(images, model.device), indices
 
     return generate(), skipped
 
@@ -90,10 +90,8 @@ def run_localization(model: LoadedModel, records, *, thresholds=(0.15,), topk: i
             per_method["cam"] = cam.maps(images, forward, classes)
         if saliency is not None:
             limit = len(indices) if backprop_images is None else max(0, min(len(indices), backprop_images - seen))
-            if limit:
-                per_method["backprop"] = torch.cat([saliency.attribute(images[:limit], classes[:limit]),
-                                                    torch.zeros_like(images[limit:, :1]).expand(-1, topk, -1, -1)])
-                backprop_rows = limit
+            if limit:  # maps for the first `limit` images of the batch only
+                per_method["backprop"] = saliency.attribute(images[:limit], classes[:limit])
         classes = classes.cpu().numpy()
         for row_in_batch, index in enumerate(indices):
             record = records[index]
@@ -101,21 +99,21 @@ def run_localization(model: LoadedModel, records, *, thresholds=(0.15,), topk: i
             base = {"image": record.name, "label": record.label, "top5": " ".join(map(str, predicted)),
                     "cls_top1": bool(predicted[0] == record.label), "cls_topk": bool(record.label in predicted)}
             for method, maps in per_method.items():
-                if method == "backprop" and row_in_batch >= backprop_rows:
+                if row_in_batch >= len(maps):
                     continue
                 heat = maps_at_image_size(maps[row_in_batch], record.size)
-                for threshold in thresholds:
-                    hits = [metrics.localization_correct(int(c), metrics.threshold_box(heat[k], threshold),
-                                                         record.label, record.boxes)
-                            for k, c in enumerate(predicted)]
+                boxes = [metrics.threshold_box(heat[k], t) for t in thresholds for k in range(topk)]
+                hits = metrics.localization_hits(np.tile(predicted, len(thresholds)), boxes, record.label,
+                                                 record.boxes).reshape(len(thresholds), topk)
+                for threshold, hit in zip(thresholds, hits):
                     rows.append({**base, "method": method, "threshold": threshold,
-                                 "loc_top1": hits[0], "loc_topk": any(hits)})
+                                 "loc_top1": bool(hit[0]), "loc_topk": bool(hit.any())})
             for method, box in (("full-image", np.array([0, 0, *record.size], np.float32)),
                                 ("centre-box", centre_box(record.size, centre_box_side))):
                 if method in methods:
-                    hits = [metrics.localization_correct(int(c), box, record.label, record.boxes) for c in predicted]
-                    rows.append({**base, "method": method, "threshold": np.nan, "loc_top1": hits[0],
-                                 "loc_topk": any(hits)})
+                    hit = metrics.localization_hits(predicted, [box] * topk, record.label, record.boxes)
+                    rows.append({**base, "method": method, "threshold": np.nan, "loc_top1": bool(hit[0]),
+                                 "loc_topk": bool(hit.any())})
         seen += len(indices)
     table = pd.DataFrame(rows)
     if len(table):
@@ -162,3 +160,23 @@ def run_pointing_game(model: LoadedModel, records, *, tolerance: float = 15.0, t
     if len(table):
         table.insert(0, "model", model.name)
     return Run(table, skipped, time.perf_counter() - start)
+
+
+def localization_examples(model: LoadedModel, records, threshold: float = 0.15, count: int = 5) -> dict:
+    """For a figure: the first ``count`` images, their normalised top-1 Grad-CAM maps at image
+    size, the ground-truth boxes and the box Task 1 extracts from each map."""
+    from .methods import normalize_maps
+
+    chosen = list(records[:count])
+    images = [data.load_rgb(r.path) for r in chosen]
+    maps, classes, _ = GradCAM(model).attribute_top_k(model.preprocess(images), 1)
+    heatmaps, boxes, titles = [], [], []
+    for record, raw, cls in zip(chosen, maps, classes[:, 0].tolist()):
+        heat = maps_at_image_size(raw, record.size)[0]
+        box = metrics.threshold_box(heat, threshold)
+        heatmaps.append(normalize_maps(torch.from_numpy(heat)).numpy())
+        boxes.append(box)
+        right = metrics.localization_correct(cls, box, record.label, record.boxes)
+        titles.append(f"{model.class_names[cls]} ({'right' if right else 'wrong'})")
+    return {"images": [np.asarray(im) for im in images], "heatmaps": heatmaps,
+            "gt_boxes": [r.boxes for r in chosen], "pred_boxes": boxes, "titles": titles}

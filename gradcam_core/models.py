@@ -143,6 +143,8 @@ class Conv2dSame(nn.Conv2d):
         for size, k, s in zip(x.shape[-2:][::-1], self.kernel_size[::-1], self.stride[::-1]):
             total = max((-(-size // s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
+        if pads[0] == pads[1] and pads[2] == pads[3]:  # symmetric: let the convolution pad (no copy)
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), self.dilation, self.groups)
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -461,11 +463,16 @@ class LoadedModel:
         return get_layer(self.module, self.spec.classifier)
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
-        """A batch tensor on the model's device from PIL images."""
-        return torch.stack([self.spec.transform(image) for image in images]).to(self.device)
+        """A batch tensor on the model's device (channels-last) from PIL images."""
+        return to_model_input(torch.stack([self.spec.transform(image) for image in images]), self.device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
+
+
+def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on ``device`` in the channels-last memory format the registry's models use."""
+    return batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
 def get_layer(module: nn.Module, name: str) -> nn.Module:
@@ -484,8 +491,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def prepare(module: nn.Module, device: torch.device) -> nn.Module:
-    """Eval mode, parameters frozen (explainers take gradients of activations and inputs only)."""
-    module.eval().to(device)
+    """Eval mode, parameters frozen (explainers take gradients of activations and inputs only),
+    channels-last memory format (about twice as fast for these convolutional networks on the
+    CPU; same numbers up to float rounding)."""
+    module.eval().to(device, memory_format=torch.channels_last)
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     return module

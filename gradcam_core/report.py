@@ -43,6 +43,11 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+def write_run_times(path: str | Path, seconds: dict) -> Path:
+    """Wall time of each model's run, for the provenance page."""
+    return write_table(pd.DataFrame({"model": list(seconds), "seconds": [round(v, 1) for v in seconds.values()]}), path)
+
+
 def error_with_ci(correct, seed: int = 0) -> tuple[float, float, float]:
     """Error rate in % of a boolean array, with its 95 % bootstrap interval."""
     wrong = 1.0 - np.asarray(correct, np.float64)
@@ -126,10 +131,25 @@ def pointing_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pointing_recall_curve(table: pd.DataFrame, thresholds) -> pd.DataFrame:
+def pointing_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
+    """This project's pointing accuracy beside the paper's (Sec. 4.3) and the seed's."""
+    rows = [{"source": f"this report ({r.images} ILSVRC val images)", "model": r.model, "method": r.method,
+             "accuracy (%)": r.accuracy} for r in summary.itertuples(index=False)]
+    for p in load_reference("paper")["pointing_game"]["rows"]:
+        rows.append({"source": f"paper Sec. 4.3 ({p['status']})", "model": p["model"], "method": p["method"],
+                     "accuracy (%)": f"{p['accuracy_pct']:.2f}"})
+    for s in load_reference("seed")["task2_pointing_game_ilsvrc15_val"]:
+        rows.append({"source": "seed reproduction (top-1 cue, no tolerance)", "model": s["model"],
+                     "method": "grad-cam", "accuracy (%)": f"{100 * s['accuracy']:.2f}"})
+    return pd.DataFrame(rows)
+
+
+def pointing_recall_curve(table: pd.DataFrame, thresholds=41) -> pd.DataFrame:
     """Recall variant: the top-5 predictions' maps, a prediction rejected when its map's raw
-    maximum is below ``t``. Over all (image, predicted class) pairs: a kept ground-truth class
-    counts as a hit when its map points into a box, a rejected absent class counts as a hit;
+    (unnormalised) maximum is below ``t``; ``thresholds`` is a list of values, or a count of
+    evenly spaced quantiles of each model's raw maxima (raw scales differ between models).
+    Over all (image, predicted class) pairs: a kept ground-truth class counts as a hit when its
+    map points into a box, a rejected absent class counts as a hit;
     accuracy = hits / pairs. Recall = fraction of images whose ground-truth class (when
     predicted) is kept."""
     preds = table[(table["method"] == "grad-cam") & (table["rank"] > 0)]
@@ -137,7 +157,9 @@ def pointing_recall_curve(table: pd.DataFrame, thresholds) -> pd.DataFrame:
     rows = []
     for model, group in preds.groupby("model", sort=False):
         hits_if_kept = np.where(group["is_gt"], gt_hit.loc[model].reindex(group["image"]).to_numpy(), False)
-        for t in thresholds:
+        values = (np.quantile(group["raw_max"], np.linspace(0, 1, thresholds)) if np.isscalar(thresholds)
+                  else thresholds)
+        for t in values:
             kept = group["raw_max"].to_numpy() >= t
             correct = np.where(group["is_gt"], kept & hits_if_kept, ~kept)
             present = group["is_gt"].to_numpy()
@@ -180,6 +202,29 @@ def plot_boxes_on_maps(images, heatmaps, gt_boxes, pred_boxes, titles):
         axes[0, i].set_title(titles[i], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def data_provenance() -> pd.DataFrame:
+    """Per embedded group: files, bytes and one sha256 over its files' sorted sha256 list."""
+    import hashlib
+
+    from . import data
+
+    manifest = data.read_manifest()
+    rows = []
+    for group in data.GROUPS:
+        part = manifest[manifest["path"].str.startswith(group + "/")].sort_values("path")
+        digest = hashlib.sha256("\n".join(part["sha256"]).encode()).hexdigest()
+        rows.append({"group": group, "files": len(part), "bytes": int(part["bytes"].sum()), "sha256 of sha256s": digest})
+    return pd.DataFrame(rows)
+
+
+def run_times(results_dir: str | Path) -> pd.DataFrame:
+    """All ``run_times.csv`` files under ``results_dir``, one row per task and model."""
+    frames = [pd.read_csv(path).assign(task=path.parent.name) for path in sorted(Path(results_dir).glob("*/run_times.csv"))]
+    if not frames:
+        return pd.DataFrame(columns=["task", "model", "seconds"])
+    return pd.concat(frames, ignore_index=True)[["task", "model", "seconds"]]
 
 
 def provenance() -> dict:
