@@ -1,0 +1,106 @@
+"""Task runners: results on small real inputs checked against direct computation, the full-size
+val-folder code path, and the notebooks end to end through papermill on that layout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gradcam_core import data, experiments, metrics
+from gradcam_core.methods import GradCAM
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_localization_rows_match_direct_computation(squeezenet, ilsvrc_records):
+    records = ilsvrc_records[:6]
+    run = experiments.run_localization(squeezenet, records, thresholds=(0.15, 0.3), batch_size=4,
+                                       backprop_images=2, progress=False)
+    table = run.table
+    assert run.skipped == [] and set(table["image"]) == {r.name for r in records}
+    assert len(table[table["method"] == "backprop"]) == 2 * 2  # 2 images x 2 thresholds
+    # recompute one image's Grad-CAM top-1 localisation by hand
+    record = records[0]
+    x = squeezenet.preprocess([data.load_rgb(record.path)])
+    maps, classes, _ = GradCAM(squeezenet).attribute_top_k(x, 5)
+    heat = experiments.maps_at_image_size(maps[0], record.size)
+    box = metrics.threshold_box(heat[0], 0.15)
+    expected = metrics.localization_correct(int(classes[0, 0]), box, record.label, record.boxes)
+    row = table[(table["image"] == record.name) & (table["method"] == "grad-cam") & (table["threshold"] == 0.15)]
+    assert row["loc_top1"].item() == expected
+    assert row["cls_top1"].item() == (int(classes[0, 0]) == record.label)
+    # the full-image baseline by hand
+    full = table[(table["image"] == record.name) & (table["method"] == "full-image")]
+    iou = metrics.box_iou([[0, 0, *record.size]], record.boxes).max()
+    assert full["loc_top1"].item() == bool(int(classes[0, 0]) == record.label and iou >= 0.5)
+
+
+def test_unknown_localization_method_is_refused(squeezenet, ilsvrc_records):
+    with pytest.raises(ValueError, match="unknown localisation method"):
+        experiments.run_localization(squeezenet, ilsvrc_records[:1], methods=("lime",), progress=False)
+
+
+def test_pointing_rows_cue_ground_truth_and_predictions(squeezenet, ilsvrc_records):
+    records = ilsvrc_records[:4]
+    table = experiments.run_pointing_game(squeezenet, records, batch_size=4, progress=False).table
+    gt = table[(table["method"] == "grad-cam") & table["is_gt"]]
+    assert len(gt) == 4 and (gt["cue"] == gt["label"]).all()
+    predicted = table[(table["method"] == "grad-cam") & (table["rank"] > 0)]
+    assert predicted.groupby("image").size().eq(5).all()
+    # the ground-truth hit by hand for the first image
+    record = records[0]
+    x = squeezenet.preprocess([data.load_rgb(record.path)])
+    heat = experiments.maps_at_image_size(GradCAM(squeezenet).attribute(x, record.label)[0], record.size)[0]
+    assert gt.iloc[0]["hit"] == metrics.pointing_hit(heat, record.boxes, 15.0)
+    assert gt.iloc[0]["raw_max"] == pytest.approx(float(heat.max()), rel=1e-5)
+
+
+def test_unreadable_image_is_skipped_and_counted(squeezenet, ilsvrc_records, tmp_path):
+    bad = tmp_path / ilsvrc_records[1].name
+    bad.write_bytes(b"truncated")
+    records = [ilsvrc_records[0], data.ImageRecord(bad, ilsvrc_records[1].label, "x", ilsvrc_records[1].boxes, (227, 227))]
+    run = experiments.run_localization(squeezenet, records, methods=("grad-cam",), progress=False)
+    assert run.skipped == [str(bad)] and set(run.table["image"]) == {ilsvrc_records[0].name}
+
+
+@pytest.fixture(scope="module")
+def full_size_val_folder(tmp_path_factory, ilsvrc_records):
+    """Official-layout val folder: embedded images rescaled back to their original sizes."""
+    folder = tmp_path_factory.mktemp("val")
+    _, sizes, _ = data.read_ilsvrc_boxes()
+    for record in ilsvrc_records[:4]:
+        data.load_rgb(record.path).resize(sizes[record.name]).save(folder / record.name, quality=95)
+    return folder
+
+
+def test_full_size_folder_runs_through_task_code(squeezenet, full_size_val_folder):
+    records = data.load_ilsvrc_val(full_size_val_folder)
+    assert all(r.size != (227, 227) for r in records)
+    run = experiments.run_localization(squeezenet, records, methods=("grad-cam", "full-image"), progress=False)
+    assert run.table["image"].nunique() == 4 and run.skipped == []
+    full = run.table[run.table["method"] == "full-image"]
+    for r, ok in zip(records, full["loc_top1"]):  # boxes in the full-size frame
+        assert ok == bool(r.label == int(full[full["image"] == r.name]["top5"].item().split()[0])
+                          and metrics.box_iou([[0, 0, *r.size]], r.boxes).max() >= 0.5)
+
+
+@pytest.mark.parametrize("notebook", ["01_localization", "02_pointing_game"])
+def test_notebook_full_profile_code_path_through_papermill(notebook, full_size_val_folder, tmp_path):
+    out_dir = tmp_path / "results"
+    params = {"data_source": str(full_size_val_folder), "n_images": 3, "batch_size": 2, "device": "cpu",
+              "output_dir": str(out_dir), "models": ["squeezenet1_1"]}
+    if notebook == "01_localization":
+        params["backprop_images"] = 1
+    args = [str(Path(sys.executable).parent / "papermill"), "--cwd", str(ROOT / "notebooks"),
+            str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(tmp_path / "out.ipynb"), "-y", json.dumps(params)]
+    result = subprocess.run(args, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out_dir / "per_image.csv")
+    assert table["image"].nunique() == 3 and set(table["model"]) == {"squeezenet1_1"}
