@@ -180,3 +180,158 @@ def localization_examples(model: LoadedModel, records, threshold: float = 0.15, 
         titles.append(f"{model.class_names[cls]} ({'right' if right else 'wrong'})")
     return {"images": [np.asarray(im) for im in images], "heatmaps": heatmaps,
             "gt_boxes": [r.boxes for r in chosen], "pred_boxes": boxes, "titles": titles}
+
+
+# --------------------------------------------------------------------------------------------
+# Task 3: rank correlation with occlusion maps
+# --------------------------------------------------------------------------------------------
+
+CORRELATED_METHODS = ("grad-cam", "guided-backprop", "guided-grad-cam")
+
+
+def pooled(maps: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Maps ``(N, K, H, W)`` average-pooled to ``resolution x resolution``: the common
+    resolution at which Task 3 ranks pixels (fine enough for the occlusion stride, coarse enough
+    that pixel noise in guided backpropagation does not dominate the ranks)."""
+    return F.adaptive_avg_pool2d(maps.float(), resolution)
+
+
+def run_occlusion_correlation(model: LoadedModel, records, *, patch_size: int = 45, stride: int = 15,
+                              fill: float = 0.0, rank_resolution: int = 56, batch_size: int = 8,
+                              occlusion_batch: int = 64, num_workers: int = 0, progress: bool = True) -> Run:
+    """Task 3 (paper Sec. 5.3): for the ground-truth class, the occlusion map and the Grad-CAM,
+    Guided Backpropagation and Guided Grad-CAM maps, and the Spearman rank correlation of each
+    with the occlusion map at ``rank_resolution``. One row per image and method."""
+    from .methods import GuidedBackprop, GuidedGradCAM, Occlusion
+
+    start = time.perf_counter()
+    explainers = {"grad-cam": GradCAM(model), "guided-backprop": GuidedBackprop(model),
+                  "guided-grad-cam": GuidedGradCAM(model)}
+    occlusion = Occlusion(model, patch_size=patch_size, stride=stride, fill=fill, batch_size=occlusion_batch)
+    rows = []
+    iterator, skipped = batches(model, records, batch_size, num_workers, f"Task 3 {model.name}", progress)
+    for images, indices in iterator:
+        labels = torch.tensor([records[i].label for i in indices], device=images.device)
+        reference = pooled(occlusion.attribute(images, labels), rank_resolution).cpu().numpy()
+        for method, explainer in explainers.items():
+            maps = pooled(explainer.attribute(images, labels), rank_resolution).cpu().numpy()
+            for row, index in enumerate(indices):
+                rows.append({"model": model.name, "image": records[index].name, "label": records[index].label,
+                             "method": method, "spearman": metrics.rank_correlation(maps[row, 0], reference[row, 0])})
+    return Run(pd.DataFrame(rows), skipped, time.perf_counter() - start)
+
+
+def occlusion_examples(model: LoadedModel, records, *, patch_size: int = 45, stride: int = 15, fill: float = 0.0,
+                       count: int = 4) -> dict:
+    """For a figure: images and their normalised occlusion, Grad-CAM, Guided Backprop and
+    Guided Grad-CAM maps for the ground-truth class."""
+    from .methods import GuidedBackprop, GuidedGradCAM, Occlusion, normalize_maps
+
+    chosen = list(records[:count])
+    images = [data.load_rgb(r.path) for r in chosen]
+    x = model.preprocess(images)
+    labels = torch.tensor([r.label for r in chosen], device=x.device)
+    maps = {"occlusion": Occlusion(model, patch_size=patch_size, stride=stride, fill=fill).attribute(x, labels),
+            "grad-cam": GradCAM(model).attribute(x, labels),
+            "guided-backprop": GuidedBackprop(model).attribute(x, labels),
+            "guided-grad-cam": GuidedGradCAM(model).attribute(x, labels)}
+    return {"images": [np.asarray(model.spec.pixels(im).permute(1, 2, 0)) for im in images],
+            "maps": {k: normalize_maps(v[:, 0]).cpu().numpy() for k, v in maps.items()},
+            "titles": [model.class_names[r.label] for r in chosen]}
+
+
+# --------------------------------------------------------------------------------------------
+# Task 6: sensitivity under one-pixel attacks and FGSM
+# --------------------------------------------------------------------------------------------
+
+
+def correctly_classified(model: LoadedModel, records, count: int, batch_size: int = 64,
+                         least_confident: bool = False) -> list:
+    """``count`` records that ``model`` classifies right (attacks start from those): the first
+    ones in order, or with ``least_confident`` the ones with the smallest softmax margin between
+    the true class and the runner-up (the easiest to flip, so a small attack budget finds some
+    successes; a biased sample, named as such where it is used)."""
+    chosen, margins = [], []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        with torch.no_grad():
+            probs = F.softmax(model(model.preprocess([data.load_rgb(r.path) for r in chunk])).float(), dim=1)
+        top2 = probs.topk(2, dim=1)
+        for record, classes, values in zip(chunk, top2.indices.tolist(), top2.values.tolist()):
+            if classes[0] == record.label:
+                chosen.append(record)
+                margins.append(values[0] - values[1])
+        if len(chosen) >= count and not least_confident:
+            break
+    if least_confident:
+        order = np.argsort(margins, kind="stable")
+        chosen = [chosen[i] for i in order]
+    return chosen[:count]
+
+
+def _normalised_gradcam(gradcam: GradCAM, model: LoadedModel, pixels: torch.Tensor, classes) -> np.ndarray:
+    from .methods import normalize_maps
+
+    return normalize_maps(gradcam.attribute(model.normalize(pixels), classes)).cpu().numpy()
+
+
+def run_one_pixel_sensitivity(model: LoadedModel, records, *, population: int = 40, max_iterations: int = 10,
+                              seed: int = 0, progress: bool = True) -> tuple[Run, dict]:
+    """Task 6, one-pixel part: attack each (correctly classified) image; for every successful
+    attack, the normalised Grad-CAM value of the original class at the attacked pixel before and
+    after. Returns the per-image table and, for a figure, the first successful cases."""
+    from .attacks import one_pixel_attack
+
+    start = time.perf_counter()
+    gradcam = GradCAM(model)
+    rows, examples = [], []
+    for record in tqdm(records, desc=f"one-pixel {model.name}", disable=not progress, mininterval=5):
+        pixels = model.pixels([data.load_rgb(record.path)])[0]
+        result = one_pixel_attack(model, pixels, record.label, population=population,
+                                  max_iterations=max_iterations, seed=seed)
+        row = {"model": model.name, "image": record.name, "label": record.label, "success": result.success,
+               "x": result.x, "y": result.y, "adversarial_class": result.adversarial_class,
+               "evaluations": result.evaluations, "before": np.nan, "after": np.nan}
+        if result.success:
+            attacked = result.apply(pixels)
+            maps = _normalised_gradcam(gradcam, model, torch.stack([pixels, attacked]), record.label)[:, 0]
+            row["before"], row["after"] = float(maps[0, result.y, result.x]), float(maps[1, result.y, result.x])
+            if len(examples) < 4:
+                examples.append({"image": pixels.permute(1, 2, 0).cpu().numpy(), "before": maps[0], "after": maps[1],
+                                 "xy": (result.x, result.y),
+                                 "title": f"{model.class_names[record.label]} -> {model.class_names[result.adversarial_class]}"})
+        rows.append(row)
+    return Run(pd.DataFrame(rows), [], time.perf_counter() - start), {"cases": examples}
+
+
+def run_fgsm(model: LoadedModel, records, epsilons, *, tolerance: float = 15.0, batch_size: int = 16,
+             progress: bool = True) -> Run:
+    """Task 6, FGSM part: for each epsilon and (correctly classified) image, whether the attack
+    changes the top-1 class; the rank correlation between the clean and the attacked Grad-CAM
+    map, for the true class and for the class predicted after the attack; and whether the true
+    class's map on the attacked image still points into a ground-truth box."""
+    from .attacks import fgsm
+
+    start = time.perf_counter()
+    gradcam = GradCAM(model)
+    rows = []
+    for first in tqdm(range(0, len(records), batch_size), desc=f"FGSM {model.name}", disable=not progress, mininterval=5):
+        chunk = records[first:first + batch_size]
+        pixels = model.pixels([data.load_rgb(r.path) for r in chunk])
+        labels = torch.tensor([r.label for r in chunk], device=pixels.device)
+        for epsilon in epsilons:
+            attacked = fgsm(model, pixels, labels, epsilon)
+            with torch.no_grad():
+                adversarial = model(model.normalize(attacked)).argmax(1)
+            classes = torch.stack([labels, adversarial], dim=1)
+            clean = _normalised_gradcam(gradcam, model, pixels, classes)
+            after = _normalised_gradcam(gradcam, model, attacked, classes)
+            for i, record in enumerate(chunk):
+                heat = maps_at_image_size(torch.from_numpy(after[i, :1]), record.size)[0]
+                success = int(adversarial[i]) != record.label
+                rows.append({"model": model.name, "image": record.name, "epsilon": epsilon, "success": success,
+                             "rank_corr_true": metrics.rank_correlation(clean[i, 0], after[i, 0]),
+                             "rank_corr_adversarial": metrics.rank_correlation(clean[i, 1], after[i, 1])
+                             if success else np.nan,
+                             "pointing_hit_true": metrics.pointing_hit(heat, record.boxes, tolerance)})
+    return Run(pd.DataFrame(rows), [], time.perf_counter() - start)

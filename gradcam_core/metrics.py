@@ -128,3 +128,16 @@ def bootstrap_ci(values, statistic=np.mean, confidence: float = 0.95, n_resample
     result = stats.bootstrap((values,), statistic, confidence_level=confidence, n_resamples=n_resamples,
                              method="percentile", rng=np.random.default_rng(seed), vectorized=False)
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def rank_correlation(map_a, map_b) -> float:
+    """Spearman rank correlation between two maps of the same shape (scipy.stats.spearmanr on
+    the flattened values; ties get average ranks). Paper Sec. 5.3 compares explanation maps with
+    occlusion maps this way. A constant map has no ranking: NaN."""
+    a = np.asarray(map_a, np.float64).ravel()
+    b = np.asarray(map_b, np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"maps differ in size: {np.shape(map_a)} vs {np.shape(map_b)}")
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(stats.spearmanr(a, b).statistic)

@@ -58,33 +58,41 @@ class WeightsUnavailableError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 
 
-def imagenet_transform(size: int = 224) -> Callable[[Image.Image], torch.Tensor]:
+def to_pixels(size: int = 224, grayscale: bool = False) -> Callable[[Image.Image], torch.Tensor]:
     """Full-frame resize to ``size x size`` (no crop, so boxes scale per axis and stay right),
-    then torchvision's ImageNet mean/std normalisation."""
-    return transforms.Compose([
+    as a float tensor of pixels in [0, 1] (one channel when ``grayscale``)."""
+    steps = [transforms.Grayscale(1)] if grayscale else []
+    return transforms.Compose(steps + [
         transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
         transforms.ToTensor(),
-        transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
 
 
-def inception_transform(size: int = 224) -> Callable[[Image.Image], torch.Tensor]:
-    """Full-frame resize, then pixels scaled to [-1, 1] (x / 127.5 - 1), as the TF models expect."""
-    return transforms.Compose([
-        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.ToTensor(),
-        transforms.Lambda(lambda x: x * 2.0 - 1.0),
-    ])
+def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ImageNet mean/std normalisation of [0, 1] pixels (channel dim -3)."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x - mean) / std
 
 
-def xray_transform(size: int = 224) -> Callable[[Image.Image], torch.Tensor]:
-    """torchxrayvision's convention: one grayscale channel scaled to [-1024, 1024]."""
-    return transforms.Compose([
-        transforms.Grayscale(1),
-        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.ToTensor(),
-        transforms.Lambda(lambda x: (x * 2.0 - 1.0) * 1024.0),
-    ])
+def normalize_symmetric(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] pixels to [-1, 1] (x / 127.5 - 1 on 8-bit values), as the TF models expect."""
+    return x * 2.0 - 1.0
+
+
+def normalize_xray(x: torch.Tensor) -> torch.Tensor:
+    """torchxrayvision's convention: [0, 1] pixels to [-1024, 1024]."""
+    return (x * 2.0 - 1.0) * 1024.0
+
+
+class Preprocess:
+    """``normalize(pixels(image))``: a picklable transform for DataLoader workers."""
+
+    def __init__(self, pixels, normalize):
+        self.pixels, self.normalize = pixels, normalize
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.normalize(self.pixels(image))
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,7 +391,8 @@ class ModelSpec:
     name: str
     description: str
     build: Callable[[str | None], nn.Module]
-    transform: Callable[[Image.Image], torch.Tensor]
+    pixels: Callable[[Image.Image], torch.Tensor]  # image -> [0, 1] tensor at the input size
+    normalize: Callable[[torch.Tensor], torch.Tensor]  # [0, 1] pixels -> the network's input
     target_layer: str
     classifier: str
     class_scores: Callable[[torch.Tensor], torch.Tensor]
@@ -391,6 +400,11 @@ class ModelSpec:
     embedded: bool
     cam_compatible: bool = False  # target layer -> global average pooling -> classifier only
     input_size: int = 224
+
+    @property
+    def transform(self) -> Preprocess:
+        """PIL image -> network input tensor."""
+        return Preprocess(self.pixels, self.normalize)
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -403,12 +417,12 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 register(ModelSpec(
     "squeezenet1_1", "SqueezeNet 1.1, ImageNet (ONNX-zoo weights, embedded)",
-    build_squeezenet1_1, imagenet_transform(), "features.12", "classifier.1",
+    build_squeezenet1_1, to_pixels(), normalize_imagenet, "features.12", "classifier.1",
     scores_relu_avgpool, data.imagenet_class_names, embedded=True, cam_compatible=True,
 ))
 register(ModelSpec(
     "mobilenet_v1_0.75", "MobileNet v1 0.75 224, ImageNet (Google's TF.js weights, embedded)",
-    build_mobilenet_v1_075, inception_transform(), "features.conv_pw_13_relu", "classifier",
+    build_mobilenet_v1_075, to_pixels(), normalize_symmetric, "features.conv_pw_13_relu", "classifier",
     scores_identity, data.imagenet_class_names, embedded=True, cam_compatible=True,
 ))
 for _name, _layer, _clf, _desc, _cam in (
@@ -420,12 +434,12 @@ for _name, _layer, _clf, _desc, _cam in (
 ):
     register(ModelSpec(
         _name, f"{_desc}, torchvision ImageNet weights (downloaded on first use)",
-        _torchvision_builder(_name), imagenet_transform(), _layer, _clf, scores_identity,
+        _torchvision_builder(_name), to_pixels(), normalize_imagenet, _layer, _clf, scores_identity,
         data.imagenet_class_names, embedded=False, cam_compatible=_cam,
     ))
 register(ModelSpec(
     "chexnet", "DenseNet-121 on NIH ChestX-ray14, torchxrayvision 'densenet121-res224-nih'",
-    build_chexnet, xray_transform(), "features.norm5", "classifier", scores_identity,
+    build_chexnet, to_pixels(grayscale=True), normalize_xray, "features.norm5", "classifier", scores_identity,
     chexnet_class_names, embedded=False,
 ))
 
@@ -461,6 +475,14 @@ class LoadedModel:
     @property
     def classifier(self) -> nn.Module:
         return get_layer(self.module, self.spec.classifier)
+
+    def pixels(self, images: list[Image.Image]) -> torch.Tensor:
+        """A batch of [0, 1] pixels at the input size on the model's device (attacks work here)."""
+        return torch.stack([self.spec.pixels(image) for image in images]).to(self.device)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[0, 1] pixels -> network input (channels-last)."""
+        return to_model_input(self.spec.normalize(pixels), self.device)
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
         """A batch tensor on the model's device (channels-last) from PIL images."""

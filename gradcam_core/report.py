@@ -244,3 +244,142 @@ def provenance() -> dict:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         **versions,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Task 3
+# --------------------------------------------------------------------------------------------
+
+
+def correlation_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Task 3: per model and method, mean, std and 95 % bootstrap interval of the per-image
+    Spearman correlation with the occlusion map (images where a map is constant are dropped)."""
+    rows = []
+    for (model, method), group in table.groupby(["model", "method"], sort=False):
+        values = group["spearman"].dropna().to_numpy()
+        low, high = metrics.bootstrap_ci(values, seed=seed)
+        rows.append({"model": model, "method": method, "images": len(values), "mean": round(values.mean(), 3),
+                     "std": round(values.std(ddof=1), 3), "95% CI": f"[{low:.3f}, {high:.3f}]"})
+    return pd.DataFrame(rows)
+
+
+def correlation_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
+    """This project's mean rank correlations beside the paper's (PASCAL VOC 2007) and the seed's."""
+    paper = {r["method"]: r["value"] for r in load_reference("paper")["occlusion_rank_correlation"]["rows"]}
+    seed = {r["method"]: r for r in load_reference("seed")["task3_occlusion_rank_correlation"]}
+    out = summary.pivot(index="method", columns="model", values="mean")
+    out.columns = [f"this report: {c}" for c in out.columns]
+    out["paper (VOC 2007, 2510 images)"] = [paper.get(m, np.nan) for m in out.index]
+    out["seed (120 ILSVRC images, argsort bug)"] = [seed[m]["mean"] if m in seed else np.nan for m in out.index]
+    return out.reset_index()
+
+
+def plot_correlation_distribution(table: pd.DataFrame):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    sns.boxplot(data=table, x="method", y="spearman", hue="model", ax=ax, fliersize=2)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylabel("Spearman correlation with the occlusion map")
+    fig.tight_layout()
+    return fig
+
+
+def plot_map_grid(images, maps: dict, titles):
+    """Rows: images; columns: the image, then each named map (normalised, 'jet')."""
+    import matplotlib.pyplot as plt
+
+    names = list(maps)
+    fig, axes = plt.subplots(len(images), 1 + len(names), figsize=(2.3 * (1 + len(names)), 2.3 * len(images)),
+                             squeeze=False)
+    for i, image in enumerate(images):
+        axes[i, 0].imshow(image)
+        axes[i, 0].set_title(titles[i], fontsize=8)
+        for j, name in enumerate(names, start=1):
+            axes[i, j].imshow(maps[name][i], cmap="jet", vmin=0, vmax=1)
+            if i == 0:
+                axes[i, j].set_title(name, fontsize=9)
+        for ax in axes[i]:
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Task 6
+# --------------------------------------------------------------------------------------------
+
+
+def sensitivity_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Task 6, one-pixel attacks: success rate, and the normalised Grad-CAM value of the true
+    class at the attacked pixel before and after each successful attack (mean, std, min, max)."""
+    rows = []
+    for model, group in table.groupby("model", sort=False):
+        done = group[group["success"]]
+        row = {"model": model, "attacked": len(group), "successful": len(done),
+               "success rate (%)": round(100 * len(done) / len(group), 1) if len(group) else np.nan}
+        for when in ("before", "after"):
+            values = done[when].to_numpy()
+            for stat, fn in (("mean", np.mean), ("std", lambda v: np.std(v, ddof=1)), ("min", np.min), ("max", np.max)):
+                row[f"{when} {stat}"] = round(float(fn(values)), 4) if len(values) > (1 if stat == "std" else 0) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sensitivity_vs_seed(summary: pd.DataFrame) -> pd.DataFrame:
+    rows = [{"source": f"this report ({r['successful']} successful attacks)", "model": r["model"],
+             **{k: r[k] for k in summary.columns if k.startswith(("before", "after"))}}
+            for r in summary.to_dict("records")]
+    for s in load_reference("seed")["task6_sensitivity_single_pixel"]:
+        rows.append({"source": "seed reproduction", "model": s["model"],
+                     **{f"{when} {stat}": s[when][stat] for when in ("before", "after") for stat in ("mean", "std", "min", "max")}})
+    return pd.DataFrame(rows)
+
+
+def plot_one_pixel_cases(cases):
+    """Each row: the image with the attacked pixel circled, the true class's map before and after."""
+    import matplotlib.pyplot as plt
+
+    if not cases:
+        return None
+    fig, axes = plt.subplots(len(cases), 3, figsize=(7, 2.4 * len(cases)), squeeze=False)
+    for row, case in zip(axes, cases):
+        x, y = case["xy"]
+        for ax, background, title in zip(row, (case["image"], case["before"], case["after"]),
+                                         (case["title"], "map before", "map after")):
+            ax.imshow(background, cmap=None if background is case["image"] else "jet")
+            ax.scatter([x], [y], s=120, facecolors="none", edgecolors="white", linewidths=1.5)
+            ax.set_title(title, fontsize=8)
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def fgsm_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Task 6, FGSM: per model and epsilon, attack success rate (%), mean rank correlation of the
+    clean and attacked maps for the true class (all images) and for the adversarial class
+    (successful attacks), and the pointing-game hit rate (%) of the true class on the attacked image."""
+    out = table.groupby(["model", "epsilon"], sort=False).agg(
+        images=("image", "size"), success=("success", "mean"), rank_corr_true=("rank_corr_true", "mean"),
+        rank_corr_adversarial=("rank_corr_adversarial", "mean"), pointing_hit_true=("pointing_hit_true", "mean"))
+    out["success"] *= 100
+    out["pointing_hit_true"] *= 100
+    return out.round(3).rename(columns={"success": "success (%)", "pointing_hit_true": "pointing hit, true class (%)",
+                                        "rank_corr_true": "rank corr, true class",
+                                        "rank_corr_adversarial": "rank corr, adversarial class"}).reset_index()
+
+
+def plot_fgsm(summary: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    columns = ["success (%)", "rank corr, true class", "rank corr, adversarial class", "pointing hit, true class (%)"]
+    fig, axes = plt.subplots(1, len(columns), figsize=(14, 3.2))
+    for ax, column in zip(axes, columns):
+        for model, group in summary.groupby("model", sort=False):
+            ax.plot(group["epsilon"], group[column], marker="o", label=model)
+        ax.set_xlabel("epsilon (pixel scale 0-1)")
+        ax.set_title(column, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -77,3 +77,21 @@ def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
     assert low < 0.3 < high and 0.18 < low and high < 0.42
     assert metrics.bootstrap_ci(values) == (low, high)
     assert metrics.bootstrap_ci(np.ones(5)) == (1.0, 1.0)
+
+
+def test_rank_correlation_on_a_known_pair_and_the_seeds_argsort_bug():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    b = np.array([[1.0, 3.0], [2.0, 4.0]])
+    # ranks (1,2,3,4) vs (1,3,2,4): sum d^2 = 2, rho = 1 - 6*2/(4*(16-1)) = 0.8
+    assert metrics.rank_correlation(a, b) == pytest.approx(0.8)
+    c = np.array([3.0, 1.0, 4.0, 2.0])
+    d = np.array([1.0, 2.0, 4.0, 3.0])
+    # d^2 = (2, -1, 0, -1): rho = 1 - 6*6/60 = 0.4
+    assert metrics.rank_correlation(c, d) == pytest.approx(0.4)
+    # the seed ran Spearman on argsort indices (2,4,1,3) vs (1,2,4,3), not ranks: 1 - 6*14/60 = -0.4
+    from scipy.stats import spearmanr
+
+    assert spearmanr(np.argsort(c), np.argsort(d)).statistic == pytest.approx(-0.4)
+    assert np.isnan(metrics.rank_correlation(np.ones(4), c))
+    with pytest.raises(ValueError, match="differ in size"):
+        metrics.rank_correlation(np.ones(4), np.ones(5))
