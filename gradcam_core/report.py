@@ -100,9 +100,10 @@ def localization_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
     paper = load_reference("paper")["localization_ilsvrc15_val"]["rows"]
     seed = load_reference("seed")["task1_localization_ilsvrc15_val"]
     rows = []
-    for r in summary[summary["method"].isin(["grad-cam", "cam", "backprop"])].itertuples(index=False):
-        rows.append({"source": f"this report ({r.images} ILSVRC val images)", "model": r.model, "method": r.method,
-                     "cls top-1 err": r[3], "cls top-5 err": r[4], "loc top-1 err": r[5], "loc top-5 err": r[6]})
+    columns = ["cls top-1 err", "cls top-5 err", "loc top-1 err", "loc top-5 err"]
+    for r in summary[summary["method"].isin(["grad-cam", "cam", "backprop"])].to_dict("records"):
+        rows.append({"source": f"this report ({r['images']} ILSVRC val images)", "model": r["model"],
+                     "method": r["method"], **{c: r[c] for c in columns}})
     for p in paper:
         rows.append({"source": f"paper Table 1 ({p['status']})", "model": p["model"], "method": p["method"],
                      "cls top-1 err": p["cls_top1"], "cls top-5 err": p["cls_top5"],
