@@ -85,7 +85,7 @@ def run_localization(model: LoadedModel, records, *, thresholds=(0.15,), topk: i
     for images, indices in iterator:
         forward = gradcam.forward(images)
         classes = forward.logits.detach().topk(topk, dim=1).indices
-        per_method = {"grad-cam": gradcam.maps(images, forward, classes)}
+        per_method = {"grad-cam": gradcam.maps(images, forward, classes)} if "grad-cam" in methods else {}
         if cam is not None:
             per_method["cam"] = cam.maps(images, forward, classes)
         if saliency is not None:

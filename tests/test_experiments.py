@@ -104,3 +104,8 @@ def test_notebook_full_profile_code_path_through_papermill(notebook, full_size_v
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(out_dir / "per_image.csv")
     assert table["image"].nunique() == 3 and set(table["model"]) == {"squeezenet1_1"}
+
+
+def test_only_requested_localization_methods_are_reported(squeezenet, ilsvrc_records):
+    run = experiments.run_localization(squeezenet, ilsvrc_records[:2], methods=("cam", "centre-box"), progress=False)
+    assert set(run.table["method"]) == {"cam", "centre-box"}
