@@ -434,37 +434,99 @@ NIH_FINDINGS = (
 )
 
 
+#: BBox_List_2017 names one finding differently from Data_Entry_2017.
+NIH_BOX_FINDING_NAMES = {"Infiltrate": "Infiltration"}
+
+
 @dataclass(frozen=True)
 class XrayRecord:
     """One chest X-ray: ``findings`` from Data_Entry_2017 (empty for "No Finding");
-    ``boxes`` maps a finding to ``(M, 4)`` float32 ``x0, y0, x1, y1`` in stored pixels."""
+    ``boxes`` maps a finding (Data_Entry_2017's name) to ``(M, 4)`` float32 ``x0, y0, x1, y1``
+    in stored pixels."""
 
     path: Path
     findings: tuple[str, ...]
     boxes: dict
     size: tuple[int, int]
 
+    @property
+    def name(self) -> str:
+        return self.path.name
 
-def load_nih_cxr(root: str | Path | None = None, original_size: int = 1024) -> list[XrayRecord]:
-    """The embedded NIH X-rays with findings, and radiologist boxes scaled from the original
-    ``original_size`` px square to each stored image's size."""
-    root = Path(root) if root is not None else embedded("nih_cxr")
-    labels = pd.read_csv(root / "labels.csv")
-    bbox = pd.read_csv(root / "bbox.csv")
-    if bbox.shape[1] < 6:
-        raise DataFileError(f"{root / 'bbox.csv'}: expected 6 columns (image, finding, x, y, w, h)")
-    bbox = bbox.iloc[:, :6]
-    bbox.columns = ["image", "finding", "x", "y", "w", "h"]
+
+def nih_package_tables() -> tuple[Path, Path]:
+    """The complete NIH tables shipped inside torchxrayvision: Data_Entry_2017 (112,120 images)
+    and BBox_List_2017 (984 boxes on 880 images), for the full profile."""
+    import torchxrayvision
+
+    folder = Path(torchxrayvision.__file__).parent / "data"
+    return folder / "Data_Entry_2017_v2020.csv.gz", folder / "BBox_List_2017.csv.gz"
+
+
+def _read_table(path: Path, columns: list[str], what: str) -> pd.DataFrame:
+    if not Path(path).is_file():
+        raise DataFileError(f"{path}: {what} does not exist")
+    try:
+        table = pd.read_csv(path)
+    except Exception as err:  # noqa: BLE001 -- pandas raises many parser errors
+        raise DataFileError(f"{path}: cannot read {what}: {err}") from err
+    if table.shape[1] < len(columns):
+        raise DataFileError(f"{path}: {what} needs {len(columns)} columns ({', '.join(columns)}), found {table.shape[1]}")
+    table = table.iloc[:, :len(columns)]
+    table.columns = columns
+    return table
+
+
+def load_nih_cxr(root: str | Path | None = None, *, image_dir: str | Path | None = None,
+                 labels_csv: str | Path | None = None, bbox_csv: str | Path | None = None,
+                 boxed_only: bool = False, original_size: int = 1024) -> list[XrayRecord]:
+    """NIH ChestX-ray14 records with findings, and radiologist boxes scaled from the original
+    ``original_size`` px square to each stored image's size.
+
+    Default: the embedded 621 images (``root`` = the embedded ``nih_cxr`` folder with
+    ``labels.csv``, ``bbox.csv`` and ``images/``). Full profile: ``image_dir`` holding NIH's PNGs
+    (e.g. the unpacked ``images_001..012`` archives) with the complete tables of
+    :func:`nih_package_tables` (used when ``labels_csv`` / ``bbox_csv`` are not given) and
+    ``boxed_only=True`` for the 880 images with boxes. Only images present in ``image_dir`` are
+    returned; a listed image whose file is missing is left out (the caller counts it by comparing
+    with the table), an unreadable one is skipped later by :class:`ImageDataset`.
+    """
+    if image_dir is None:
+        root = Path(root) if root is not None else embedded("nih_cxr")
+        image_dir = root / "images"
+        labels_csv = labels_csv or root / "labels.csv"
+        bbox_csv = bbox_csv or root / "bbox.csv"
+    else:
+        image_dir = Path(image_dir)
+        if not image_dir.is_dir():
+            raise DataFileError(f"NIH image folder {image_dir} does not exist")
+        package_labels, package_boxes = nih_package_tables()
+        labels_csv = labels_csv or package_labels
+        bbox_csv = bbox_csv or package_boxes
+    labels = _read_table(Path(labels_csv), ["image", "findings"], "the NIH label table (Data_Entry_2017)")
+    bbox = _read_table(Path(bbox_csv), ["image", "finding", "x", "y", "w", "h"], "the NIH box table (BBox_List_2017)")
+    if not np.isfinite(bbox[["x", "y", "w", "h"]].to_numpy(np.float64)).all():
+        raise DataFileError(f"{bbox_csv}: box coordinates must be finite numbers")
+    bbox["finding"] = bbox["finding"].replace(NIH_BOX_FINDING_NAMES)
+    unknown = sorted(set(bbox["finding"]) - set(NIH_FINDINGS))
+    if unknown:
+        raise DataFileError(f"{bbox_csv}: unknown finding(s) {unknown}; known: {', '.join(NIH_FINDINGS)}")
+    if boxed_only:
+        labels = labels[labels["image"].isin(set(bbox["image"]))]
+    boxes_by_image = {name: group for name, group in bbox.groupby("image", sort=False)}
     records = []
-    for name, finding_text in zip(labels["Image Index"], labels["Finding Labels"]):
-        path = root / "images" / name
+    for name, finding_text in zip(labels["image"], labels["findings"]):
+        path = image_dir / name
+        if not path.is_file():
+            continue
         size = image_size(path)
         findings = tuple(f for f in str(finding_text).split("|") if f in NIH_FINDINGS)
         scale = np.array([size[0], size[1]] * 2, np.float32) / original_size
         boxes: dict[str, list] = {}
-        for row in bbox[bbox["image"] == name].itertuples(index=False):
-            xyxy = np.array([row.x, row.y, row.x + row.w, row.y + row.h], np.float32) * scale
-            boxes.setdefault(row.finding, []).append(xyxy)
+        if name in boxes_by_image:
+            for row in boxes_by_image[name].itertuples(index=False):
+                xyxy = np.array([row.x, row.y, row.x + row.w, row.y + row.h], np.float32) * scale
+                boxes.setdefault(row.finding, []).append(xyxy)
         records.append(XrayRecord(path, findings, {k: np.stack(v) for k, v in boxes.items()}, size))
     return records
 

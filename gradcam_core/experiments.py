@@ -50,10 +50,12 @@ def batches(model: LoadedModel, records, batch_size: int, num_workers: int = 0, 
 
 
 def maps_at_image_size(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """``(K, h, w)`` maps bilinearly resized to an image's stored ``(width, height)``."""
+    """``(K, h, w)`` maps bilinearly resized to an image's stored ``(width, height)``, in float32,
+    or float64 for float64 maps (Grad-CAM++'s raw scale ``exp(S)`` can exceed float32's range)."""
+    dtype = torch.float64 if maps.dtype == torch.float64 else torch.float32
     if tuple(maps.shape[-2:]) != (size[1], size[0]):
-        maps = F.interpolate(maps[None].float(), size=(size[1], size[0]), mode="bilinear", align_corners=False)[0]
-    return maps.float().cpu().numpy()
+        maps = F.interpolate(maps[None].to(dtype), size=(size[1], size[0]), mode="bilinear", align_corners=False)[0]
+    return maps.to(dtype).cpu().numpy()
 
 
 def centre_box(size: tuple[int, int], side: float) -> np.ndarray:
@@ -335,3 +337,186 @@ def run_fgsm(model: LoadedModel, records, epsilons, *, tolerance: float = 15.0, 
                              if success else np.nan,
                              "pointing_hit_true": metrics.pointing_hit(heat, record.boxes, tolerance)})
     return Run(pd.DataFrame(rows), [], time.perf_counter() - start)
+
+
+# --------------------------------------------------------------------------------------------
+# Task 5: chest X-ray maps against radiologist boxes
+# --------------------------------------------------------------------------------------------
+
+#: Task 5's methods, in the seed's order.
+XRAY_METHODS = ("grad-cam", "grad-cam++", "integrated-gradients", "gradient-shap")
+
+
+def make_explainer(method: str, model: LoadedModel, *, background: torch.Tensor | None = None,
+                   ig_steps: int = 32, shap_samples: int = 32, seed: int = 0):
+    """One explainer of Tasks 5 and 7 by name, with the tasks' settings. SHAP is captum's
+    GradientShap (expected gradients over ``background``): batched over images and seeded, where
+    shap's GradientExplainer computes the same estimator one image at a time."""
+    from .methods import GradCAMPlusPlus, GradientShap, IntegratedGradients
+
+    if method == "grad-cam":
+        return GradCAM(model)
+    if method == "grad-cam++":
+        return GradCAMPlusPlus(model)
+    if method == "integrated-gradients":
+        return IntegratedGradients(model, n_steps=ig_steps)
+    if method in ("gradient-shap", "shap"):
+        if background is None:
+            raise ValueError(f"{method} needs a background batch of reference inputs")
+        return GradientShap(model, background, n_samples=shap_samples, seed=seed)
+    raise ValueError(f"unknown method {method!r} for Tasks 5/7; known: grad-cam, grad-cam++, "
+                     "integrated-gradients, gradient-shap (alias shap)")
+
+
+def xray_class_index(model: LoadedModel, finding: str) -> int | None:
+    """The model's output index for an NIH finding name (``None`` if the model has none)."""
+    return model.class_names.index(finding) if finding in model.class_names else None
+
+
+def run_xray_localization(model: LoadedModel, records, *, methods=XRAY_METHODS, thresholds=(0.85, 0.5, 0.15),
+                          background: torch.Tensor | None = None, ig_steps: int = 32, shap_samples: int = 32,
+                          batch_size: int = 8, n_examples: int = 12, seed: int = 0, num_workers: int = 0,
+                          progress: bool = True) -> tuple[Run, dict]:
+    """Task 5: for every (image, finding) with a radiologist box, each method's map of that
+    finding's class, and per threshold: the fraction of activated pixels inside the box (the
+    seed's metric, :func:`metrics.ratio_inside_box`), the IoU of the box around the activated
+    region's largest segment with the radiologist box (Task 1's box extractor and IoU), the
+    pointing game with no tolerance (map maximum inside the box) and the box's share of the image
+    (what a map spread uniformly would score). Returns the run and the first ``n_examples``
+    images with their normalised maps for figures."""
+    from .methods import normalize_maps
+
+    explainers = {m: make_explainer(m, model, background=background, ig_steps=ig_steps,
+                                    shap_samples=shap_samples, seed=seed) for m in methods}
+    pairs, missing = [], []
+    for record in records:
+        for finding, boxes in record.boxes.items():
+            index = xray_class_index(model, finding)
+            (pairs if index is not None else missing).append((record, finding, index, boxes))
+    if missing:
+        raise ValueError(f"{model.name} has no output for finding(s) {sorted({p[1] for p in missing})}")
+    start = time.perf_counter()
+    rows, examples = [], {"images": [], "titles": [], "boxes": [], "maps": {m: [] for m in methods}}
+    iterator, skipped = batches(model, [p[0] for p in pairs], batch_size, num_workers, f"Task 5 {model.name}", progress)
+    for images, indices in iterator:
+        classes = torch.tensor([pairs[i][2] for i in indices], device=images.device)
+        with torch.no_grad():
+            probability = torch.sigmoid(model(images).gather(1, classes[:, None]))[:, 0].cpu().numpy()
+        per_method = {m: explainer.attribute(images, classes).detach() for m, explainer in explainers.items()}
+        for row_in_batch, index in enumerate(indices):
+            record, finding, class_index, boxes = pairs[index]
+            base = {"image": record.name, "finding": finding, "class_index": class_index,
+                    "probability": float(probability[row_in_batch]),
+                    "box_fraction": float(metrics.box_mask((record.size[1], record.size[0]), boxes).mean())}
+            keep = len(examples["images"]) < n_examples
+            for method, maps in per_method.items():
+                heat = maps_at_image_size(maps[row_in_batch], record.size)[0]
+                hit = metrics.pointing_hit(heat, boxes, tolerance=0.0)
+                for threshold in thresholds:
+                    box = metrics.threshold_box(heat, threshold)
+                    iou = float(metrics.box_iou(box, boxes).max()) if box is not None else 0.0
+                    rows.append({**base, "method": method, "threshold": threshold,
+                                 "ratio_inside": metrics.ratio_inside_box(heat, boxes, threshold),
+                                 "iou": iou, "pointing_hit": hit})
+                if keep:
+                    examples["maps"][method].append(normalize_maps(torch.from_numpy(heat)).numpy())
+            if keep:
+                examples["images"].append(np.asarray(data.load_rgb(record.path)))
+                examples["titles"].append(f"{finding} ({record.name})")
+                examples["boxes"].append(boxes)
+    table = pd.DataFrame(rows)
+    if len(table):
+        table.insert(0, "model", model.name)
+    return Run(table, skipped, time.perf_counter() - start), examples
+
+
+# --------------------------------------------------------------------------------------------
+# Task 7: fidelity and contrastivity (Pope et al. 2019)
+# --------------------------------------------------------------------------------------------
+
+#: Task 7's methods, as the seed named them.
+FIDELITY_METHODS = ("grad-cam", "shap", "integrated-gradients")
+
+
+def saliency_maps(explainer, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Maps on Pope et al.'s 0..1 scale: the positive evidence for each class (ReLU of the raw
+    map: Grad-CAM's maps are non-negative already, IG and SHAP are signed), min-max normalised
+    per image and class with :func:`methods.normalize_maps`."""
+    from .methods import normalize_maps
+
+    return normalize_maps(explainer.attribute(images, classes).detach().clamp_min(0))
+
+
+def run_fidelity_contrastivity(model: LoadedModel, images: torch.Tensor, labels: torch.Tensor, *,
+                               methods=FIDELITY_METHODS, thresholds=(0.01, 0.10), background: torch.Tensor,
+                               ig_steps: int = 32, shap_samples: int = 32, batch_size: int = 100, fill: float = 0.0,
+                               seed: int = 0, progress: bool = True) -> Run:
+    """Task 7 (Pope et al. 2019, Sec. 4.3) on ``images`` ([0, 1] pixels, the network's input):
+    maps for each image's two highest-scoring classes. Per image, method and threshold:
+
+    - fidelity inputs: whether the prediction is right before and after occluding (setting to
+      ``fill``; 0 is black) the pixels whose saliency for the predicted class exceeds the
+      threshold, and, as a reference, after occluding as many randomly chosen pixels (seeded);
+    - contrastivity: the normalised Hamming distance between the binarised maps of the top-1 and
+      top-2 classes (:func:`metrics.contrastivity`).
+    """
+    explainers = {m: make_explainer(m, model, background=background, ig_steps=ig_steps,
+                                    shap_samples=shap_samples, seed=seed) for m in methods}
+    device = model.device
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    rows = []
+    for first in tqdm(range(0, len(images), batch_size), desc=f"Task 7 {model.name}", disable=not progress,
+                      unit="batch", mininterval=5):
+        x = to_model_input(images[first:first + batch_size], device)
+        y = labels[first:first + batch_size].to(device)
+        with torch.no_grad():
+            top2 = model(x).topk(2, dim=1).indices
+        correct_before = (top2[:, 0] == y).cpu().numpy()
+        noise = torch.rand(x.shape[0], *x.shape[-2:], generator=generator).to(device)  # random-mask ranks
+        for method, explainer in explainers.items():
+            saliency = saliency_maps(explainer, x, top2)  # (n, 2, H, W)
+            for threshold in thresholds:
+                masks = metrics.salient(saliency, threshold)
+                top1_mask = masks[:, 0]
+                count = top1_mask.flatten(1).sum(1)
+                ranks = noise.flatten(1).argsort(1).argsort(1).view_as(top1_mask)
+                random_mask = ranks < count[:, None, None]
+                with torch.no_grad():
+                    after = model(torch.where(top1_mask[:, None], torch.full_like(x, fill), x)).argmax(1)
+                    after_random = model(torch.where(random_mask[:, None], torch.full_like(x, fill), x)).argmax(1)
+                contrast = metrics.contrastivity(masks[:, 0].cpu().numpy(), masks[:, 1].cpu().numpy())
+                fraction = (count.float() / top1_mask[0].numel()).cpu().numpy()
+                for i in range(x.shape[0]):
+                    rows.append({"index": first + i, "label": int(y[i]), "predicted": int(top2[i, 0]),
+                                 "second": int(top2[i, 1]), "method": method, "threshold": threshold,
+                                 "correct_before": bool(correct_before[i]), "correct_after": bool(after[i] == y[i]),
+                                 "correct_after_random": bool(after_random[i] == y[i]),
+                                 "occluded_fraction": float(fraction[i]), "contrastivity": float(contrast[i])})
+    table = pd.DataFrame(rows)
+    if len(table):
+        table.insert(0, "model", model.name)
+    return Run(table, [], time.perf_counter() - start)
+
+
+def fidelity_examples(model: LoadedModel, images: torch.Tensor, *, methods=FIDELITY_METHODS,
+                      background: torch.Tensor, ig_steps: int = 32, shap_samples: int = 32, seed: int = 0) -> dict:
+    """For a few images: each method's 0..1 saliency for the top-1 and top-2 classes (figures)."""
+    x = to_model_input(images, model.device)
+    with torch.no_grad():
+        top2 = model(x).topk(2, dim=1).indices
+    maps = {}
+    for method in methods:
+        explainer = make_explainer(method, model, background=background, ig_steps=ig_steps,
+                                   shap_samples=shap_samples, seed=seed)
+        maps[method] = saliency_maps(explainer, x, top2).cpu().numpy()
+    return {"images": images.permute(0, 2, 3, 1).squeeze(-1).cpu().numpy(), "classes": top2.cpu().numpy(),
+            "maps": maps}
+
+
+def background_batch(model: LoadedModel, records, count: int, seed: int = 0) -> torch.Tensor:
+    """``count`` records drawn by a seeded permutation, preprocessed for ``model``: the reference
+    distribution of GradientSHAP. Unreadable images are left out of it."""
+    order = np.random.default_rng(seed).permutation(len(records))[:count]
+    iterator, _ = batches(model, [records[i] for i in order], max(1, count), progress=False)
+    return torch.cat([images for images, _ in iterator])

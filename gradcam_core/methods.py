@@ -281,7 +281,9 @@ class GradCAMPlusPlus(_ClassActivationMapping):
     ``w^c_k = exp(S^c) sum_ij alpha^kc_ij ReLU(g)``. The ``exp(S^c)`` factor is a positive
     constant per image and class, so it leaves normalised maps unchanged but sets the raw
     scale; pytorch-grad-cam drops it and the seed exponentiated the activations instead.
-    Computed in float64 because ``exp(S)`` overflows float32 for scores above 88.
+    Computed in float64 because ``exp(S)`` overflows float32 for scores above 88; scores above
+    700 (untrained networks) are capped there in that factor, so the maps stay finite and
+    their normalised form exact.
     """
 
     def cam_weights(self, activations, grads, scores):
@@ -290,7 +292,7 @@ class GradCAMPlusPlus(_ClassActivationMapping):
         sum_a = activations.double().sum(dim=(-2, -1))[:, None, :, None, None]
         denominator = 2.0 * g2 + sum_a * g2 * g
         alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
-        return torch.exp(scores.double())[..., None] * (alpha * F.relu(g)).sum(dim=(-2, -1))
+        return torch.exp(scores.double().clamp(max=700.0))[..., None] * (alpha * F.relu(g)).sum(dim=(-2, -1))
 
 
 class CAM(_ClassActivationMapping):
@@ -514,7 +516,8 @@ class IntegratedGradients(PixelExplainer):
 class GradientShap(PixelExplainer):
     """GradientSHAP (expected gradients; Lundberg & Lee 2017, https://arxiv.org/abs/1705.07874)
     via captum: ``n_samples`` random points between the input (plus Gaussian noise ``stdevs``)
-    and baselines drawn from ``background``; seeded, so reruns give identical maps."""
+    and baselines drawn from ``background``; seeded (torch's and numpy's generators, both
+    restored afterwards), so reruns give identical maps."""
 
     def __init__(self, model, background: torch.Tensor, n_samples: int = 32, stdevs: float = 0.0,
                  seed: int = 0, reduction: str = "sum", num_classes: int | None = None):
@@ -528,12 +531,17 @@ class GradientShap(PixelExplainer):
         classes = self._targets(images, target)
         n, k = classes.shape
         devices = [images.device.index] if images.device.type == "cuda" else []
+        numpy_state = np.random.get_state()  # captum draws the path coefficients with np.random
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
-            attributions = CaptumGradientShap(self.module).attribute(
-                images.repeat_interleave(k, dim=0), baselines=self.background.to(images.device),
-                target=classes.flatten(), n_samples=self.n_samples, stdevs=self.stdevs,
-            )
+            np.random.seed(self.seed)
+            try:
+                attributions = CaptumGradientShap(self.module).attribute(
+                    images.repeat_interleave(k, dim=0), baselines=self.background.to(images.device),
+                    target=classes.flatten(), n_samples=self.n_samples, stdevs=self.stdevs,
+                )
+            finally:
+                np.random.set_state(numpy_state)
         return attributions.view(n, k, *images.shape[1:])
 
 

@@ -141,3 +141,98 @@ def rank_correlation(map_a, map_b) -> float:
     if np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
     return float(stats.spearmanr(a, b).statistic)
+
+
+# --------------------------------------------------------------------------------------------
+# Task 5: maps against radiologist boxes
+# --------------------------------------------------------------------------------------------
+
+
+def box_mask(shape: tuple[int, int], boxes) -> np.ndarray:
+    """Boolean ``(H, W)`` mask of the pixels whose centres lie inside any of ``boxes``."""
+    height, width = shape
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    ys = np.arange(height)[:, None] + 0.5
+    xs = np.arange(width)[None, :] + 0.5
+    mask = np.zeros((height, width), bool)
+    for x0, y0, x1, y1 in boxes:
+        mask |= (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+    return mask
+
+
+def activated(heatmap: np.ndarray, threshold: float) -> np.ndarray:
+    """The map's "activated" pixels: value >= ``threshold`` x the map's maximum (the
+    binarisation of paper Sec. 4.1). A map without a positive value activates nothing."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    peak = float(np.max(heatmap))
+    if not np.isfinite(peak):
+        raise ValueError("heatmap contains NaN or inf")
+    if peak <= 0:
+        return np.zeros(np.shape(heatmap), bool)
+    return np.asarray(heatmap) >= threshold * peak
+
+
+def ratio_inside_box(heatmap: np.ndarray, boxes, threshold: float = 0.85) -> float:
+    """The seed's chest X-ray metric: of the activated pixels (>= ``threshold`` x max), the
+    fraction whose centres lie inside the radiologist's box(es). NaN when nothing is activated
+    (a map with no positive value)."""
+    mask = activated(heatmap, threshold)
+    count = int(mask.sum())
+    if count == 0:
+        return float("nan")
+    return float((mask & box_mask(mask.shape, boxes)).sum() / count)
+
+
+# --------------------------------------------------------------------------------------------
+# Task 7: fidelity and contrastivity (Pope et al., CVPR 2019, Sec. 4.3)
+# --------------------------------------------------------------------------------------------
+
+
+def salient(saliency: torch.Tensor | np.ndarray, threshold: float):
+    """Binarised saliency (Pope et al. 2019): features whose saliency, on a 0..1 scale, is
+    strictly greater than ``threshold``."""
+    if not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+    return saliency > threshold
+
+
+def fidelity(correct_before, correct_after) -> float:
+    """Pope et al. 2019: the drop in accuracy when the salient features are occluded,
+    ``accuracy(original) - accuracy(occluded)`` over the same inputs (boolean arrays)."""
+    before = np.asarray(correct_before, bool)
+    after = np.asarray(correct_after, bool)
+    if before.shape != after.shape or before.size == 0:
+        raise ValueError(f"need two equally long, non-empty arrays; got {before.shape} and {after.shape}")
+    return float(before.mean() - after.mean())
+
+
+def contrastivity(mask_a, mask_b) -> np.ndarray:
+    """Pope et al. 2019: Hamming distance between the binarised maps of two classes for the same
+    input, divided by the number of features salient in either, ``d_H(a, b) / |a OR b|``; per
+    input over the last two dimensions. NaN where neither map has a salient feature."""
+    a = np.asarray(mask_a, bool)
+    b = np.asarray(mask_b, bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
+    distance = (a ^ b).sum(axis=(-2, -1)).astype(np.float64)
+    union = (a | b).sum(axis=(-2, -1)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, distance / np.maximum(union, 1), np.nan)
+
+
+def per_class_auc(labels, scores, class_names) -> "pd.DataFrame":
+    """ROC AUC per class of a multi-label classifier (scikit-learn's ``roc_auc_score``), with
+    the positives and negatives counted; NaN where a class has no positive or no negative."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels, bool)
+    scores = np.asarray(scores, np.float64)
+    rows = []
+    for k, name in enumerate(class_names):
+        positives = int(labels[:, k].sum())
+        negatives = int(len(labels) - positives)
+        auc = roc_auc_score(labels[:, k], scores[:, k]) if positives and negatives else float("nan")
+        rows.append({"finding": name, "positives": positives, "negatives": negatives, "auc": float(auc)})
+    return pd.DataFrame(rows)

@@ -380,6 +380,100 @@ def chexnet_class_names() -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# Stand-ins trained here (Tasks 5 and 7): architectures; training in gradcam_core.training
+# --------------------------------------------------------------------------------------------
+
+
+def scores_avgpool(z: torch.Tensor) -> torch.Tensor:
+    """Class score = global average of a 1x1-conv class map (no ReLU, so multi-label logits
+    can be negative)."""
+    return z.mean(dim=(-2, -1))
+
+
+def no_normalization(x: torch.Tensor) -> torch.Tensor:
+    """For networks that standardise their [0, 1] input themselves (:class:`Standardize`)."""
+    return x
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / std`` per channel inside the network, so the network takes [0, 1] pixels
+    (occlusion and attribution baselines then live in pixel space: 0 is black)."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class SmallCNN(nn.Module):
+    """A small all-convolutional classifier for MNIST / CIFAR-10: ``blocks`` of
+    (3x3 conv, BatchNorm, ReLU) x ``convs_per_block`` each followed by 2x2 max-pooling except
+    the last, then global average pooling and one linear layer (so Grad-CAM at ``features``'
+    last ReLU is also CAM, paper Sec. 3.1). Takes [0, 1] pixels."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...], mean, std, num_classes: int = 10,
+                 convs_per_block: int = 2):
+        super().__init__()
+        layers: list[nn.Module] = [Standardize(mean, std)]
+        channels = in_channels
+        for i, width in enumerate(widths):
+            for _ in range(convs_per_block):
+                layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+                channels = width
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    @property
+    def target_layer(self) -> str:
+        return f"features.{len(self.features) - 1}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+def mnist_cnn() -> SmallCNN:
+    """MNIST stand-in: widths 16, 32, 64 at 28, 14, 7 px; Grad-CAM at 7 x 7."""
+    return SmallCNN(1, (16, 32, 64), (0.1307,), (0.3081,), convs_per_block=1)
+
+
+def cifar10_cnn() -> SmallCNN:
+    """CIFAR-10 stand-in: widths 32, 64, 128 at 32, 16, 8 px, two convs per block; Grad-CAM at
+    8 x 8."""
+    return SmallCNN(3, (32, 64, 128), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+
+
+def squeezenet_multilabel(num_classes: int, imagenet_weights: bool = True) -> nn.Module:
+    """SqueezeNet 1.1 with a fresh ``num_classes`` 1x1-conv classifier and no final ReLU (its
+    scores are averaged logits, :func:`scores_avgpool`), started from the embedded ImageNet
+    weights for fine-tuning."""
+    model = build_squeezenet1_1() if imagenet_weights else torchvision.models.squeezenet1_1(weights=None)
+    model.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(512, num_classes, 1), nn.AdaptiveAvgPool2d(1),
+                                     nn.Flatten(1))
+    return model
+
+
+def _trained_builder(name: str, architecture: Callable[[], nn.Module]):
+    def build(weights_path: str | None = None) -> nn.Module:
+        from . import training  # training builds models: import here to avoid a cycle
+
+        path = Path(weights_path) if weights_path else training.train_or_load(training.DEFAULT_CONFIGS[name]).path
+        model = architecture()
+        return _load_checked(model, training.read_checkpoint(path)["state_dict"], name)
+
+    return build
+
+
+def _digits() -> list[str]:
+    return [str(d) for d in range(10)]
+
+
+# --------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------
 
@@ -441,6 +535,26 @@ register(ModelSpec(
     "chexnet", "DenseNet-121 on NIH ChestX-ray14, torchxrayvision 'densenet121-res224-nih'",
     build_chexnet, to_pixels(grayscale=True), normalize_xray, "features.norm5", "classifier", scores_identity,
     chexnet_class_names, embedded=False,
+))
+
+# Stand-ins trained here, reproducibly (checkpoints cached by configuration hash): no weights for
+# these tasks' real models can be downloaded where the report is built.
+register(ModelSpec(
+    "squeezenet1_1-cxr", "STAND-IN: embedded ImageNet SqueezeNet 1.1 fine-tuned here, multi-label over the 14 "
+    "NIH findings, on the 609 embedded X-rays without boxes",
+    _trained_builder("squeezenet1_1-cxr", lambda: squeezenet_multilabel(len(data.NIH_FINDINGS), False)),
+    to_pixels(), normalize_imagenet, "features.12", "classifier.1", scores_avgpool,
+    lambda: list(data.NIH_FINDINGS), embedded=True, cam_compatible=True,
+))
+register(ModelSpec(
+    "mnist-cnn", "STAND-IN: small CNN trained here on 8,000 of the 10,000 embedded MNIST test digits",
+    _trained_builder("mnist-cnn", mnist_cnn), to_pixels(28, grayscale=True), no_normalization, "features.11",
+    "classifier", scores_identity, _digits, embedded=True, cam_compatible=True, input_size=28,
+))
+register(ModelSpec(
+    "cifar10-cnn", "STAND-IN: small CNN trained here on the 20,000 embedded CIFAR-10 training images",
+    _trained_builder("cifar10-cnn", cifar10_cnn), to_pixels(32), no_normalization, "features.20", "classifier",
+    scores_identity, lambda: list(data.CIFAR10_CLASSES), embedded=True, cam_compatible=True, input_size=32,
 ))
 
 

@@ -384,3 +384,163 @@ def plot_fgsm(summary: pd.DataFrame):
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Task 5
+# --------------------------------------------------------------------------------------------
+
+
+def auc_summary(auc: pd.DataFrame) -> pd.DataFrame:
+    """Per-finding ROC AUC rounded, plus the mean over findings that have an AUC."""
+    out = auc.copy()
+    out["auc"] = out["auc"].round(3)
+    mean = {"finding": "mean (findings with an AUC)", "positives": int(out["positives"].sum()),
+            "negatives": np.nan, "auc": round(float(auc["auc"].dropna().mean()), 3)}
+    return pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
+
+
+def xray_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Task 5: per model, method and threshold, over the (image, finding) pairs with boxes: mean
+    ratio of activated pixels inside the box with its 95 % bootstrap interval, mean IoU, the
+    pointing-game hit rate, and the mean box share of the image (a uniform map's ratio)."""
+    rows = []
+    for (model, method, threshold), group in table.groupby(["model", "method", "threshold"], sort=False):
+        ratios = group["ratio_inside"].dropna().to_numpy()
+        low, high = metrics.bootstrap_ci(ratios, seed=seed)
+        rows.append({"model": model, "method": method, "threshold": threshold, "pairs": len(group),
+                     "ratio inside box": round(float(ratios.mean()), 3), "95% CI": f"[{low:.3f}, {high:.3f}]",
+                     "IoU": round(float(group["iou"].mean()), 3),
+                     "pointing hit %": round(100 * float(group["pointing_hit"].mean()), 1),
+                     "box share of image": round(float(group["box_fraction"].mean()), 3)})
+    return pd.DataFrame(rows)
+
+
+def xray_vs_seed(summary: pd.DataFrame, threshold: float = 0.85) -> pd.DataFrame:
+    """Ratio inside the box at the seed's threshold: this report's rows beside the seed's two
+    DenseNet-121 rows (the paper has no such table)."""
+    part = summary[np.isclose(summary["threshold"], threshold)]
+    ours = part.pivot(index="model", columns="method", values="ratio inside box")
+    ours.index = [f"this report: {m}" for m in ours.index]
+    seed = pd.DataFrame(load_reference("seed")["task5_chest_xray_ratio_inside_box"]).set_index("model")
+    seed.index = [f"seed: {m}" for m in seed.index]
+    out = pd.concat([ours, seed[[c for c in seed.columns if c in ours.columns]]])
+    out.index.name = "model"
+    return out.reset_index()
+
+
+def plot_xray_maps(examples: dict, method: str, ncols: int = 6):
+    """One method's normalised maps over the X-rays, the radiologist box in green."""
+    import matplotlib.patches as patches
+    import matplotlib.pyplot as plt
+
+    n = len(examples["images"])
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 2.5 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for i in range(n):
+        ax = axes.ravel()[i]
+        ax.imshow(examples["images"][i])
+        ax.imshow(examples["maps"][method][i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        for box in examples["boxes"][i]:
+            ax.add_patch(patches.Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False, ec="lime", lw=1.5))
+        ax.set_title(examples["titles"][i], fontsize=7)
+    fig.suptitle(method, y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Task 7
+# --------------------------------------------------------------------------------------------
+
+
+def fidelity_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Task 7: per model, method and threshold: accuracy before and after occluding the salient
+    pixels, fidelity (the drop), the drop when as many random pixels are occluded, the mean
+    occluded share, and mean contrastivity (over images where either class has a salient pixel)."""
+    rows = []
+    for (model, method, threshold), group in table.groupby(["model", "method", "threshold"], sort=False):
+        rows.append({"model": model, "method": method, "threshold": threshold, "images": len(group),
+                     "accuracy before": round(float(group["correct_before"].mean()), 3),
+                     "accuracy after": round(float(group["correct_after"].mean()), 3),
+                     "fidelity": round(metrics.fidelity(group["correct_before"], group["correct_after"]), 3),
+                     "fidelity, random pixels": round(metrics.fidelity(group["correct_before"],
+                                                                       group["correct_after_random"]), 3),
+                     "occluded share": round(float(group["occluded_fraction"].mean()), 3),
+                     "contrastivity": round(float(group["contrastivity"].mean()), 3),
+                     "contrastivity n/a": int(group["contrastivity"].isna().sum())})
+    return pd.DataFrame(rows)
+
+
+#: The seed's method names for Task 7.
+_SEED_TASK7_METHODS = {"grad-cam": "grad-cam", "shap": "shap", "integrated-gradients": "ig"}
+
+
+def fidelity_vs_seed(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Fidelity and contrastivity at 1 % and 10 % beside the seed's numbers for ``dataset``
+    ("mnist" or "cifar10")."""
+    seed = load_reference("seed")["task7_fidelity_contrastivity"][dataset]
+    rows = []
+    for r in summary.to_dict("records"):
+        pct = f"{round(100 * r['threshold'])}pct"
+        seed_name = _SEED_TASK7_METHODS.get(r["method"], r["method"])
+        for metric in ("fidelity", "contrastivity"):
+            rows.append({"model": r["model"], "metric": metric, "threshold": r["threshold"], "method": r["method"],
+                         "this report": r[metric], "seed": seed.get(f"{metric}_{pct}", {}).get(seed_name, np.nan)})
+    return pd.DataFrame(rows)
+
+
+def plot_fidelity_examples(examples: dict, class_names, threshold: float = 0.10):
+    """Rows: images; columns: the image, then per method the 0..1 saliency of the top-1 and the
+    top-2 class, the pixels above ``threshold`` outlined."""
+    import matplotlib.pyplot as plt
+
+    methods = list(examples["maps"])
+    n = len(examples["images"])
+    cols = 1 + 2 * len(methods)
+    fig, axes = plt.subplots(n, cols, figsize=(1.7 * cols, 1.8 * n), squeeze=False)
+    gray = examples["images"].ndim == 3
+    for i in range(n):
+        axes[i, 0].imshow(examples["images"][i], cmap="gray" if gray else None)
+        top1, top2 = (class_names[c] for c in examples["classes"][i])
+        axes[i, 0].set_title(f"top-1 {top1}", fontsize=7)
+        for j, method in enumerate(methods):
+            for k, name in enumerate((top1, top2)):
+                ax = axes[i, 1 + 2 * j + k]
+                saliency = examples["maps"][method][i, k]
+                ax.imshow(saliency, cmap="jet", vmin=0, vmax=1)
+                ax.contour(saliency > threshold, levels=[0.5], colors="white", linewidths=0.6)
+                if i == 0:
+                    ax.set_title(f"{method}\n{'top-1' if k == 0 else 'top-2'}", fontsize=7)
+                else:
+                    ax.set_title(name, fontsize=7)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Task 4
+# --------------------------------------------------------------------------------------------
+
+
+def plot_stimuli(study_dir: str | Path, manifest: pd.DataFrame, count: int = 4):
+    """The first ``count`` stimuli as raters see them: the photo, then the left and the right
+    explanation, each titled with the model behind it (which raters are not told)."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = manifest.head(count).to_dict("records")
+    fig, axes = plt.subplots(len(rows), 3, figsize=(7.5, 2.6 * len(rows)), squeeze=False)
+    for ax_row, r in zip(axes, rows):
+        for ax, file, title in zip(ax_row, (r["original_file"], r["left_file"], r["right_file"]),
+                                   (f"{r['stimulus']}: {r['class_name']}", f"left: {r['left_model']}",
+                                    f"right: {r['right_model']}")):
+            ax.imshow(Image.open(Path(study_dir) / "images" / file))
+            ax.set_title(title if file != r["original_file"] else f"{title}\n({r['method']})", fontsize=8)
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig

@@ -8,6 +8,7 @@ import urllib.error
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -275,3 +276,55 @@ def test_image_dataset_skips_and_counts_unreadable_images(tmp_path):
     dataset = data.ImageDataset([Rec(good), Rec(bad), Rec(good)], lambda im: torch.as_tensor(np.asarray(im)))
     images, indices, failed = next(iter(DataLoader(dataset, batch_size=3, collate_fn=data.collate_skipping)))
     assert images.shape == (2, 8, 8, 3) and indices == [0, 2] and failed == [1]
+
+
+def _nih_full_layout(folder, size=128):
+    """A tiny NIH-style folder: three PNGs at ``size`` px and full-profile tables."""
+    from PIL import Image
+
+    images = folder / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(np.full((size, size), 90, np.uint8)).save(images / name)
+    labels = folder / "Data_Entry_2017.csv"
+    labels.write_text("Image Index,Finding Labels,Follow-up #\na.png,Infiltration|Mass,0\nb.png,No Finding,0\n"
+                      "c.png,Nodule,0\nabsent.png,Nodule,0\n")
+    boxes = folder / "BBox_List_2017.csv"
+    boxes.write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\na.png,Infiltrate,100,200,300,400\n"
+                     "a.png,Mass,0,0,1024,512\nc.png,Nodule,512,512,10,10\nabsent.png,Nodule,1,1,2,2\n")
+    return images, labels, boxes
+
+
+def test_nih_full_profile_layout_boxed_only_with_scaled_boxes(tmp_path):
+    images, labels, boxes = _nih_full_layout(tmp_path)
+    records = data.load_nih_cxr(image_dir=images, labels_csv=labels, bbox_csv=boxes, boxed_only=True)
+    assert [r.name for r in records] == ["a.png", "c.png"]  # b has no box, absent.png has no file
+    a = records[0]
+    assert a.findings == ("Infiltration", "Mass") and set(a.boxes) == {"Infiltration", "Mass"}  # renamed
+    np.testing.assert_allclose(a.boxes["Infiltration"][0], np.array([100, 200, 400, 600]) * 128 / 1024)
+    everything = data.load_nih_cxr(image_dir=images, labels_csv=labels, bbox_csv=boxes)
+    assert [r.name for r in everything] == ["a.png", "b.png", "c.png"] and everything[1].boxes == {}
+
+
+def test_nih_full_profile_defaults_to_the_tables_inside_torchxrayvision():
+    labels_csv, bbox_csv = data.nih_package_tables()
+    assert labels_csv.is_file() and bbox_csv.is_file()
+    assert len(pd.read_csv(bbox_csv)) == 984
+
+
+def test_nih_bad_tables_name_the_file(tmp_path):
+    images, labels, boxes = _nih_full_layout(tmp_path)
+    with pytest.raises(data.DataFileError, match="does not exist"):
+        data.load_nih_cxr(image_dir=tmp_path / "nowhere")
+    bad = tmp_path / "bad_boxes.csv"
+    bad.write_text("Image Index,Finding Label\na.png,Mass\n")
+    with pytest.raises(data.DataFileError, match="bad_boxes.csv.*6 columns"):
+        data.load_nih_cxr(image_dir=images, labels_csv=labels, bbox_csv=bad)
+    bad.write_text("Image Index,Finding Label,x,y,w,h\na.png,Fracture,1,2,3,4\n")
+    with pytest.raises(data.DataFileError, match="unknown finding.*Fracture"):
+        data.load_nih_cxr(image_dir=images, labels_csv=labels, bbox_csv=bad)
+    bad.write_text("Image Index,Finding Label,x,y,w,h\na.png,Mass,1,nan,3,4\n")
+    with pytest.raises(data.DataFileError, match="finite"):
+        data.load_nih_cxr(image_dir=images, labels_csv=labels, bbox_csv=bad)
+    with pytest.raises(data.DataFileError, match="missing.csv.*does not exist"):
+        data.load_nih_cxr(image_dir=images, labels_csv=tmp_path / "missing.csv", bbox_csv=boxes)

@@ -109,3 +109,123 @@ def test_notebook_full_profile_code_path_through_papermill(notebook, full_size_v
 def test_only_requested_localization_methods_are_reported(squeezenet, ilsvrc_records):
     run = experiments.run_localization(squeezenet, ilsvrc_records[:2], methods=("cam", "centre-box"), progress=False)
     assert set(run.table["method"]) == {"cam", "centre-box"}
+
+
+# ------------------------------------------------------------------------------ Task 5
+
+
+@pytest.fixture(scope="module")
+def random_cxr_standin(tmp_path_factory):
+    """The X-ray stand-in's architecture with random weights, loaded through the registry."""
+    from gradcam_core import models
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("cxr") / "random.pt"
+    torch.save({"state_dict": models.squeezenet_multilabel(len(data.NIH_FINDINGS), False).state_dict()}, path)
+    return models.load_model("squeezenet1_1-cxr", weights_path=str(path), device="cpu")
+
+
+def test_xray_rows_match_direct_computation(random_cxr_standin):
+    model = random_cxr_standin
+    boxed = [r for r in data.load_nih_cxr() if r.boxes][:3]
+    run, examples = experiments.run_xray_localization(model, boxed, methods=("grad-cam", "integrated-gradients"),
+                                                      ig_steps=4, n_examples=2, progress=False)
+    table = run.table
+    assert len(table) == 3 * 2 * 3 and run.skipped == []  # pairs x methods x thresholds
+    assert len(examples["images"]) == 2 and len(examples["maps"]["grad-cam"]) == 2
+    record = boxed[0]
+    finding, boxes = next(iter(record.boxes.items()))
+    x = model.preprocess([data.load_rgb(record.path)])
+    heat = experiments.maps_at_image_size(GradCAM(model).attribute(x, data.NIH_FINDINGS.index(finding))[0], record.size)[0]
+    row = table[(table["image"] == record.name) & (table["method"] == "grad-cam") & (table["threshold"] == 0.85)]
+    assert row["ratio_inside"].item() == pytest.approx(metrics.ratio_inside_box(heat, boxes, 0.85))
+    assert row["pointing_hit"].item() == metrics.pointing_hit(heat, boxes, 0.0)
+    box = metrics.threshold_box(heat, 0.85)
+    assert row["iou"].item() == pytest.approx(metrics.box_iou(box, boxes).max() if box is not None else 0.0)
+    assert row["box_fraction"].item() == pytest.approx(metrics.box_mask(heat.shape, boxes).mean())
+
+
+def test_xray_run_refuses_findings_the_model_lacks(squeezenet):
+    boxed = [r for r in data.load_nih_cxr() if r.boxes][:1]
+    with pytest.raises(ValueError, match="no output for finding"):
+        experiments.run_xray_localization(squeezenet, boxed, methods=("grad-cam",), progress=False)
+
+
+def test_gradient_shap_needs_a_background(random_cxr_standin):
+    with pytest.raises(ValueError, match="background"):
+        experiments.make_explainer("gradient-shap", random_cxr_standin)
+    with pytest.raises(ValueError, match="unknown method 'lime'"):
+        experiments.make_explainer("lime", random_cxr_standin)
+
+
+@pytest.fixture(scope="module")
+def nih_full_size_folder(tmp_path_factory):
+    """Full-profile layout: embedded boxed X-rays rescaled back to NIH's 1024 px."""
+    folder = tmp_path_factory.mktemp("nih") / "images"
+    folder.mkdir()
+    for record in [r for r in data.load_nih_cxr() if r.boxes][:2]:
+        data.load_rgb(record.path).convert("L").resize((1024, 1024)).save(folder / record.name)
+    return folder
+
+
+def test_chexnet_full_profile_through_papermill_offline(nih_full_size_folder, tmp_path):
+    """The torchxrayvision DenseNet-121 path of Task 5, with a locally created weights file (a
+    random-weight model pickled as torchxrayvision ships it) and the package's NIH tables."""
+    import torchxrayvision as xrv
+
+    from gradcam_core import models
+
+    torch.manual_seed(0)
+    weights = tmp_path / models.chexnet_weights_file().name
+    torch.save(xrv.models.DenseNet(weights=None, num_classes=18), weights)
+    out_dir = tmp_path / "results"
+    params = {"model_name": "chexnet", "weights_path": str(weights), "data_source": str(nih_full_size_folder),
+              "ig_steps": 2, "shap_samples": 2, "n_background": 2, "batch_size": 2, "device": "cpu",
+              "output_dir": str(out_dir)}
+    args = [str(Path(sys.executable).parent / "papermill"), "--cwd", str(ROOT / "notebooks"),
+            str(ROOT / "notebooks" / "05_chest_xray.ipynb"), str(tmp_path / "out.ipynb"), "-y", json.dumps(params)]
+    result = subprocess.run(args, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out_dir / "xray_boxes.csv")
+    assert set(table["model"]) == {"chexnet"} and table["image"].nunique() == 2
+    names = models.chexnet_class_names()
+    assert all(names[i] == f for i, f in zip(table["class_index"], table["finding"]))
+    assert set(table["method"]) == set(experiments.XRAY_METHODS)
+
+
+# ------------------------------------------------------------------------------ Task 7
+
+
+def test_fidelity_rows_match_direct_computation():
+    from gradcam_core import methods, models, training
+
+    torch.manual_seed(0)
+    module = training.architecture("mnist-cnn")
+    path = Path(pytest.importorskip("tempfile").mkdtemp()) / "random.pt"
+    torch.save({"state_dict": module.state_dict()}, path)
+    model = models.load_model("mnist-cnn", weights_path=str(path), device="cpu")
+    train, test = training.mnist_splits(8000)
+    images, labels = test.images[:6], test.labels[:6]
+    background = train.images[:4]
+    run = experiments.run_fidelity_contrastivity(model, images, labels, methods=("grad-cam", "shap"),
+                                                 thresholds=(0.1,), background=background, shap_samples=4,
+                                                 batch_size=4, progress=False)
+    table = run.table
+    assert len(table) == 6 * 2 and set(table["index"]) == set(range(6))
+    x = images.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        top2 = model(x).topk(2, dim=1).indices
+    saliency = experiments.saliency_maps(methods.GradCAM(model), x, top2)
+    masks = metrics.salient(saliency, 0.1)
+    with torch.no_grad():
+        after = model(torch.where(masks[:, :1], torch.zeros_like(x), x)).argmax(1)
+    rows = table[table["method"] == "grad-cam"].sort_values("index")
+    assert rows["correct_after"].tolist() == (after == labels).tolist()
+    assert rows["correct_before"].tolist() == (top2[:, 0] == labels).tolist()
+    expected = metrics.contrastivity(masks[:, 0].numpy(), masks[:, 1].numpy())
+    np.testing.assert_allclose(rows["contrastivity"].to_numpy(), expected)
+    np.testing.assert_allclose(rows["occluded_fraction"].to_numpy(), masks[:, 0].float().mean((1, 2)).numpy())
+    again = experiments.run_fidelity_contrastivity(model, images, labels, methods=("grad-cam", "shap"),
+                                                   thresholds=(0.1,), background=background, shap_samples=4,
+                                                   batch_size=4, progress=False)
+    pd.testing.assert_frame_equal(table, again.table)  # seeded: random masks and SHAP alike

@@ -349,3 +349,40 @@ def test_cam_refuses_models_without_gap_classifier():
     module = models.prepare(torchvision.models.vgg16(weights=None), torch.device("cpu"))
     with pytest.raises(ValueError, match="CAM does not apply to vgg16"):
         methods.CAM(models.LoadedModel(spec, module, spec.class_names(), torch.device("cpu")))
+
+
+def test_gradient_shap_is_seeded_on_a_nonlinear_model_and_leaves_global_rngs_alone():
+    # On a linear model any path coefficient gives the same answer; a ReLU network does not,
+    # so this catches an unseeded draw (captum draws its coefficients with numpy's generator).
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 16, 4)).eval()
+    x, background = torch.randn(2, 3, 4, 4), torch.randn(5, 3, 4, 4)
+    explainer = methods.GradientShap(model, background=background, n_samples=8, seed=3)
+    first = explainer.attribute_pixels(x, [1, 2])
+    np.random.seed(123)
+    expected_next = np.random.rand()
+    np.random.seed(123)
+    second = explainer.attribute_pixels(x, [1, 2])
+    assert torch.equal(first, second)
+    assert np.random.rand() == expected_next  # numpy's global stream was restored
+    other = methods.GradientShap(model, background=background, n_samples=8, seed=4).attribute_pixels(x, [1, 2])
+    assert not torch.equal(first, other)  # the seed matters, so the check above can fail
+
+
+def test_grad_cam_plus_plus_stays_finite_for_huge_scores():
+    # an untrained network can score far above 709, where exp() overflows float64
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)
+        model[0].bias.zero_()
+        model[4].weight.fill_(1.0)
+        model[4].bias.fill_(5000.0)
+    x = torch.rand(1, 1, 4, 4) + 0.5
+    maps = methods.GradCAMPlusPlus(model, layer="1", num_classes=2).attribute(x, 0)
+    assert torch.isfinite(maps).all() and maps.max() > 0
+    reference = methods.GradCAMPlusPlus(model, layer="1", num_classes=2)
+    with torch.no_grad():
+        model[4].bias.fill_(0.0)  # same gradients, small score: same normalised map
+    assert torch.allclose(methods.normalize_maps(maps), methods.normalize_maps(reference.attribute(x, 0)), atol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from gradcam_core import metrics
 
@@ -95,3 +96,69 @@ def test_rank_correlation_on_a_known_pair_and_the_seeds_argsort_bug():
     assert np.isnan(metrics.rank_correlation(np.ones(4), c))
     with pytest.raises(ValueError, match="differ in size"):
         metrics.rank_correlation(np.ones(4), np.ones(5))
+
+
+# ------------------------------------------------------------------------------ Task 5: box ratio
+
+
+def test_box_mask_counts_pixel_centres():
+    mask = metrics.box_mask((4, 6), [[1, 0, 3, 2]])  # x 1..3, y 0..2 -> columns 1, 2; rows 0, 1
+    expected = np.zeros((4, 6), bool)
+    expected[0:2, 1:3] = True
+    assert np.array_equal(mask, expected)
+    assert metrics.box_mask((4, 6), [[1, 0, 3, 2], [5, 3, 6, 4]]).sum() == 5  # union of two boxes
+
+
+def test_ratio_inside_box_on_a_synthetic_map_with_known_answer():
+    heat = np.zeros((10, 10))
+    heat[2:4, 2:4] = 1.0  # 4 pixels at the maximum, inside the box
+    heat[8, 8] = 0.9      # 1 pixel at 90 %, outside
+    heat[0, 0] = 0.6      # 1 pixel at 60 %, outside
+    box = [[2, 2, 5, 5]]
+    assert metrics.ratio_inside_box(heat, box, 0.85) == pytest.approx(4 / 5)
+    assert metrics.ratio_inside_box(heat, box, 0.5) == pytest.approx(4 / 6)
+    assert metrics.ratio_inside_box(heat, box, 1.0) == pytest.approx(1.0)
+    assert np.isnan(metrics.ratio_inside_box(np.zeros((5, 5)), box))  # nothing activated
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.ratio_inside_box(heat, box, 0.0)
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.ratio_inside_box(np.full((3, 3), np.nan), box)
+
+
+# ------------------------------------------------------------------------------ Task 7
+
+
+def test_fidelity_is_the_accuracy_drop():
+    before = [True, True, True, False]   # accuracy 0.75
+    after = [True, False, False, False]  # accuracy 0.25
+    assert metrics.fidelity(before, after) == pytest.approx(0.5)
+    assert metrics.fidelity([False, True], [True, True]) == pytest.approx(-0.5)  # occlusion can help
+    with pytest.raises(ValueError, match="equally long"):
+        metrics.fidelity([True], [True, False])
+
+
+def test_contrastivity_by_hand():
+    a = np.array([[1, 1, 0], [0, 0, 0]], bool)
+    b = np.array([[0, 1, 1], [0, 0, 1]], bool)
+    # differ at (0,0), (0,2), (1,2) -> Hamming 3; union (0,0), (0,1), (0,2), (1,2) -> 4
+    assert metrics.contrastivity(a, b) == pytest.approx(0.75)
+    assert metrics.contrastivity(a, a) == pytest.approx(0.0)
+    assert metrics.contrastivity(a, ~a) == pytest.approx(1.0)
+    batch = metrics.contrastivity(np.stack([a, np.zeros_like(a)]), np.stack([b, np.zeros_like(a)]))
+    assert batch[0] == pytest.approx(0.75) and np.isnan(batch[1])  # nothing salient: undefined
+
+
+def test_salient_is_strictly_above_threshold():
+    saliency = torch.tensor([[0.0, 0.01, 0.02], [0.1, 0.5, 1.0]])
+    assert metrics.salient(saliency, 0.01).tolist() == [[False, False, True], [True, True, True]]
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.salient(saliency, 1.0)
+
+
+def test_per_class_auc_by_hand_and_undefined_classes():
+    labels = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.1, 0.4]])
+    table = metrics.per_class_auc(labels, scores, ["a", "b"])
+    # class a: positives 0.9, 0.7 vs negatives 0.8, 0.1 -> pairs won 1 + 1 + 0 + 1 = 3 of 4
+    assert table.loc[0, "auc"] == pytest.approx(0.75) and table.loc[0, "positives"] == 2
+    assert np.isnan(table.loc[1, "auc"]) and table.loc[1, "positives"] == 0
