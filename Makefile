@@ -30,7 +30,8 @@ book: notebooks html  ## execute the notebooks, then render the book
 html: venv  ## render the committed (executed) notebooks and chapters into _build/html, warnings as errors
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-bench: data  ## Grad-CAM cost benchmark (plain forward vs ours vs pytorch-grad-cam vs captum)
+bench: data  ## benchmarks: every explainer vs its peer and floor, Task 1 end to end; Grad-CAM top-5 cost
+	$(PY) benchmarks/bench_explainers.py
 	$(PY) benchmarks/bench_gradcam.py
 
 clean:

@@ -350,10 +350,25 @@ def _read_csv_lines(path: Path, names: list[str]) -> pd.DataFrame:
         raise DataFileError(f"{path}: metadata file is missing") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataFileError(f"{path}: malformed ({err})") from err
+    if table.empty:
+        raise DataFileError(f"{path}: malformed (empty file)")
     if table.isna().any().any():
         bad = table[table.isna().any(axis=1)].index[0]
         raise DataFileError(f"{path}: malformed line {bad + 1} (expected {len(names)} fields)")
     return table
+
+
+def clip_boxes(boxes: np.ndarray, size: tuple[int, int], where) -> np.ndarray:
+    """Boxes ``x0, y0, x1, y1`` clipped to an image of ``size = (W, H)`` (annotations reach a
+    pixel past the border now and then); a box with no area inside the image is an error
+    naming ``where``."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    w, h = size
+    clipped = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
+    empty = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
+    if empty.any():
+        raise DataFileError(f"{where}: box {boxes[empty][0].tolist()} lies outside the {w}x{h} image")
+    return clipped
 
 
 def read_ilsvrc_boxes(boxes_dir: Path | None = None) -> tuple[dict, dict, dict]:
@@ -367,7 +382,16 @@ def read_ilsvrc_boxes(boxes_dir: Path | None = None) -> tuple[dict, dict, dict]:
     labels = dict(zip(strip(labels_t["image"]), labels_t["label"].astype(int)))
     sizes = dict(zip(strip(sizes_t["image"]), zip(sizes_t["w"].astype(int), sizes_t["h"].astype(int))))
     loc_t = loc_t.assign(image=strip(loc_t["image"]))
-    coords = loc_t[["x0", "y0", "x1", "y1"]].to_numpy(np.float32)
+    try:
+        coords = loc_t[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
+    except ValueError as err:
+        raise DataFileError(f"{boxes_dir / 'localization.txt'}: box coordinates must be numbers ({err})") from err
+    bad = ~np.isfinite(coords).all(axis=1) | (coords[:, 2] < coords[:, 0]) | (coords[:, 3] < coords[:, 1])
+    if bad.any():
+        line = int(np.flatnonzero(bad)[0])
+        raise DataFileError(f"{boxes_dir / 'localization.txt'}: line {line + 1} ({loc_t['image'].iloc[line]}) is not "
+                            f"a box x0 <= x1, y0 <= y1 of finite numbers: {coords[line].tolist()}")
+    coords = coords.astype(np.float32)
     boxes: dict[str, list] = {}
     for name, row in zip(loc_t["image"], coords):
         boxes.setdefault(name, []).append(row)
@@ -419,7 +443,7 @@ def load_ilsvrc_val(
         scale = np.array([stored[0] / orig_w, stored[1] / orig_h] * 2, dtype=np.float32)
         label = labels[path.name]
         image_boxes = boxes.get(path.name, np.zeros((0, 4), np.float32)) * scale
-        records.append(ImageRecord(path, label, names[label], image_boxes.astype(np.float32), stored))
+        records.append(ImageRecord(path, label, names[label], clip_boxes(image_boxes, stored, path), stored))
     return records
 
 
@@ -527,7 +551,8 @@ def load_nih_cxr(root: str | Path | None = None, *, image_dir: str | Path | None
             for row in boxes_by_image[name].itertuples(index=False):
                 xyxy = np.array([row.x, row.y, row.x + row.w, row.y + row.h], np.float32) * scale
                 boxes.setdefault(row.finding, []).append(xyxy)
-        records.append(XrayRecord(path, findings, {k: np.stack(v) for k, v in boxes.items()}, size))
+        boxes = {k: clip_boxes(np.stack(v), size, f"{bbox_csv} ({name})") for k, v in boxes.items()}
+        records.append(XrayRecord(path, findings, boxes, size))
     return records
 
 
@@ -615,11 +640,15 @@ def main(argv: list[str] | None = None) -> int:
     p_build = sub.add_parser("build-manifest", help="rebuild data/manifest.csv.gz from a MANIFEST.csv")
     p_build.add_argument("source", type=Path)
     args = parser.parse_args(argv)
-    if args.command == "fetch":
-        report = fetch(args.groups or None)
-        print(f"{len(report.fetched)} fetched, {report.present} already present in {report.root}")
-    else:
-        print(f"{build_manifest(args.source)} rows written to {MANIFEST_PATH}")
+    try:
+        if args.command == "fetch":
+            report = fetch(args.groups or None)
+            print(f"{len(report.fetched)} fetched, {report.present} already present in {report.root}")
+        else:
+            print(f"{build_manifest(args.source)} rows written to {MANIFEST_PATH}")
+    except (ValueError, OSError, ChecksumError) as err:  # bad files, unknown group, failed download
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -6,6 +6,8 @@ notebooks summarise with :mod:`gradcam_core.report`.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +32,21 @@ class Run:
     table: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+#: Optional mixed precision of the forward and backward passes (``torch.autocast``).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str = "fp32"):
+    """``torch.autocast`` for ``precision`` ("bf16", "fp16") on ``device``; a no-op for "fp32".
+    Maps come out in the low precision and are compared in float32 (tested to stay within the
+    tolerance stated in ``tests/test_experiments.py`` of the fp32 maps)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if PRECISIONS[precision] is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
 
 
 def batches(model: LoadedModel, records, batch_size: int, num_workers: int = 0, desc: str = "", progress: bool = True):
@@ -58,6 +75,13 @@ def maps_at_image_size(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return maps.to(dtype).cpu().numpy()
 
 
+def _localization_hits(heat: np.ndarray, predicted, label: int, gt_boxes, thresholds, topk: int) -> np.ndarray:
+    """Task 1 for one image and method: ``(thresholds, topk)`` hits of the boxes of its maps."""
+    boxes = [metrics.threshold_box(heat[k], t) for t in thresholds for k in range(topk)]
+    return metrics.localization_hits(np.tile(predicted, len(thresholds)), boxes, label, gt_boxes).reshape(
+        len(thresholds), topk)
+
+
 def centre_box(size: tuple[int, int], side: float) -> np.ndarray:
     """A box centred in the image covering ``side`` of its width and of its height."""
     w, h = size
@@ -66,13 +90,16 @@ def centre_box(size: tuple[int, int], side: float) -> np.ndarray:
 
 def run_localization(model: LoadedModel, records, *, thresholds=(0.15,), topk: int = 5, batch_size: int = 64,
                      num_workers: int = 0, methods=LOCALIZATION_METHODS, backprop_images: int | None = None,
-                     centre_box_side: float = 0.5, progress: bool = True) -> Run:
+                     centre_box_side: float = 0.5, precision: str = "fp32", box_workers: int = 0,
+                     progress: bool = True) -> Run:
     """Task 1 (paper Sec. 4.1, Table 1): for each image, the top-``topk`` classes, a map per class
     and method, a box per map and threshold, and whether classification and localisation are
     right at top-1 and top-``topk``. One row per image, method and threshold.
 
     ``backprop_images`` limits the gradient-saliency ("Backprop") baseline, whose ``topk``
     full backward passes per image cost ~10 forward passes, to the first images of the run.
+    ``box_workers`` > 1 extracts boxes in that many threads (on a GPU the boxes, on the CPU,
+    are the bottleneck); rows come out in the same order either way.
     """
     unknown = set(methods) - set(LOCALIZATION_METHODS)
     if unknown:
@@ -81,32 +108,39 @@ def run_localization(model: LoadedModel, records, *, thresholds=(0.15,), topk: i
     gradcam = GradCAM(model)
     cam = CAM(model) if "cam" in methods and model.spec.cam_compatible else None
     saliency = Saliency(model) if "backprop" in methods else None
+    pool = ThreadPoolExecutor(box_workers) if box_workers > 1 else None  # opencv releases the GIL
     rows = []
     iterator, skipped = batches(model, records, batch_size, num_workers, f"Task 1 {model.name}", progress)
     seen = 0
     for images, indices in iterator:
-        forward = gradcam.forward(images)
-        classes = forward.logits.detach().topk(topk, dim=1).indices
-        per_method = {"grad-cam": gradcam.maps(images, forward, classes)} if "grad-cam" in methods else {}
-        if cam is not None:
-            per_method["cam"] = cam.maps(images, forward, classes)
+        with autocast(images.device, precision):
+            forward = gradcam.forward(images)
+            classes = forward.logits.detach().topk(topk, dim=1).indices
+            per_method = {"grad-cam": gradcam.maps(images, forward, classes)} if "grad-cam" in methods else {}
+            if cam is not None:
+                per_method["cam"] = cam.maps(images, forward, classes)
         if saliency is not None:
             limit = len(indices) if backprop_images is None else max(0, min(len(indices), backprop_images - seen))
             if limit:  # maps for the first `limit` images of the batch only
                 per_method["backprop"] = saliency.attribute(images[:limit], classes[:limit])
         classes = classes.cpu().numpy()
+        hits_by_image = []  # per image: {method: (thresholds, topk) hits}, boxes from a thread pool if asked
+        for row_in_batch, index in enumerate(indices):
+            record = records[index]
+            jobs = {}
+            for method, maps in per_method.items():
+                if row_in_batch < len(maps):
+                    work = (maps_at_image_size(maps[row_in_batch], record.size), classes[row_in_batch],
+                            record.label, record.boxes, thresholds, topk)
+                    jobs[method] = pool.submit(_localization_hits, *work) if pool else _localization_hits(*work)
+            hits_by_image.append(jobs)
         for row_in_batch, index in enumerate(indices):
             record = records[index]
             predicted = classes[row_in_batch]
             base = {"image": record.name, "label": record.label, "top5": " ".join(map(str, predicted)),
                     "cls_top1": bool(predicted[0] == record.label), "cls_topk": bool(record.label in predicted)}
-            for method, maps in per_method.items():
-                if row_in_batch >= len(maps):
-                    continue
-                heat = maps_at_image_size(maps[row_in_batch], record.size)
-                boxes = [metrics.threshold_box(heat[k], t) for t in thresholds for k in range(topk)]
-                hits = metrics.localization_hits(np.tile(predicted, len(thresholds)), boxes, record.label,
-                                                 record.boxes).reshape(len(thresholds), topk)
+            for method, job in hits_by_image[row_in_batch].items():
+                hits = job.result() if pool else job
                 for threshold, hit in zip(thresholds, hits):
                     rows.append({**base, "method": method, "threshold": threshold,
                                  "loc_top1": bool(hit[0]), "loc_topk": bool(hit.any())})
@@ -117,6 +151,8 @@ def run_localization(model: LoadedModel, records, *, thresholds=(0.15,), topk: i
                     rows.append({**base, "method": method, "threshold": np.nan, "loc_top1": bool(hit[0]),
                                  "loc_topk": bool(hit.any())})
         seen += len(indices)
+    if pool:
+        pool.shutdown()
     table = pd.DataFrame(rows)
     if len(table):
         table.insert(0, "model", model.name)
@@ -124,7 +160,7 @@ def run_localization(model: LoadedModel, records, *, thresholds=(0.15,), topk: i
 
 
 def run_pointing_game(model: LoadedModel, records, *, tolerance: float = 15.0, topk: int = 5, batch_size: int = 64,
-                      num_workers: int = 0, progress: bool = True) -> Run:
+                      num_workers: int = 0, precision: str = "fp32", progress: bool = True) -> Run:
     """Task 2 (paper Sec. 4.3): Grad-CAM maps for the ground-truth class and for the
     top-``topk`` predictions. One row per image and cued class: whether it is the ground truth,
     its rank among the predictions (0 = not predicted), the map's raw (unnormalised) maximum, and
@@ -135,11 +171,12 @@ def run_pointing_game(model: LoadedModel, records, *, tolerance: float = 15.0, t
     rows = []
     iterator, skipped = batches(model, records, batch_size, num_workers, f"Task 2 {model.name}", progress)
     for images, indices in iterator:
-        forward = gradcam.forward(images)
-        predicted = forward.logits.detach().topk(topk, dim=1).indices
-        labels = torch.tensor([records[i].label for i in indices], device=images.device)
-        cues = torch.cat([labels[:, None], predicted], dim=1)  # ground truth first, then top-k
-        maps = gradcam.maps(images, forward, cues)
+        with autocast(images.device, precision):
+            forward = gradcam.forward(images)
+            predicted = forward.logits.detach().topk(topk, dim=1).indices
+            labels = torch.tensor([records[i].label for i in indices], device=images.device)
+            cues = torch.cat([labels[:, None], predicted], dim=1)  # ground truth first, then top-k
+            maps = gradcam.maps(images, forward, cues)
         predicted = predicted.cpu().numpy()
         for row_in_batch, index in enumerate(indices):
             record = records[index]

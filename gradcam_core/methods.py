@@ -217,7 +217,10 @@ class _ClassActivationMapping(Explainer):
         if features is not None and features.requires_grad:
             scores = self.class_scores(select_classifier_output(self.classifier, features, classes))
             expected = logits.detach().gather(1, classes)
-            if not torch.allclose(scores.detach(), expected, rtol=1e-3, atol=1e-3 * float(expected.abs().max()) + 1e-4):
+            full = {torch.float32, torch.float64}
+            tolerance = 1e-3 if {scores.dtype, expected.dtype} <= full else 5e-2  # autocast: bf16/fp16
+            if not torch.allclose(scores.detach().float(), expected.float(), rtol=tolerance,
+                                  atol=tolerance * float(expected.abs().max()) + 1e-4):
                 raise RuntimeError(
                     "class scores computed from the classifier layer disagree with the model's logits; "
                     "check the registry's classifier and class_scores for this model"

@@ -43,7 +43,7 @@ def threshold_box(heatmap: np.ndarray, threshold: float) -> np.ndarray | None:
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     peak = float(heatmap.max())
-    if not np.isfinite(peak):
+    if not (np.isfinite(peak) and np.isfinite(heatmap.min())):  # NaN propagates to both; -inf to min
         raise ValueError("heatmap contains NaN or inf")
     if peak <= 0:
         return None
@@ -166,7 +166,7 @@ def activated(heatmap: np.ndarray, threshold: float) -> np.ndarray:
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     peak = float(np.max(heatmap))
-    if not np.isfinite(peak):
+    if not (np.isfinite(peak) and np.isfinite(np.min(heatmap))):
         raise ValueError("heatmap contains NaN or inf")
     if peak <= 0:
         return np.zeros(np.shape(heatmap), bool)

@@ -229,3 +229,20 @@ def test_fidelity_rows_match_direct_computation():
                                                    thresholds=(0.1,), background=background, shap_samples=4,
                                                    batch_size=4, progress=False)
     pd.testing.assert_frame_equal(table, again.table)  # seeded: random masks and SHAP alike
+
+
+def test_notebook_run_twice_gives_byte_identical_results(tmp_path):
+    """Determinism: the same notebook and parameters on the CPU write the same results bytes
+    (run_times.csv, wall times, excepted)."""
+    outputs = []
+    for attempt in ("first", "second"):
+        out_dir = tmp_path / attempt
+        params = {"n_images": 12, "batch_size": 4, "device": "cpu", "output_dir": str(out_dir),
+                  "models": ["squeezenet1_1"]}
+        args = [str(Path(sys.executable).parent / "papermill"), "--cwd", str(ROOT / "notebooks"),
+                str(ROOT / "notebooks" / "02_pointing_game.ipynb"), str(tmp_path / f"{attempt}.ipynb"),
+                "-y", json.dumps(params)]
+        result = subprocess.run(args, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append({p.name: p.read_bytes() for p in sorted(out_dir.glob("*.csv")) if p.name != "run_times.csv"})
+    assert outputs[0] and outputs[0] == outputs[1]
