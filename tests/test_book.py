@@ -37,7 +37,12 @@ def assert_figures_render(browser, minimum: int):
 
 
 def test_index_page_renders(book_html, browser):
-    browser.get((book_html / "index.html").as_uri())
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get((book_html / "index.html").as_uri())  # a redirect to the introduction, followed by the browser
+    WebDriverWait(browser, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda driver: "What is reproduced" in driver.find_element("tag name", "body").text)
     assert "Grad-CAM" in browser.title
     text = browser.find_element("tag name", "body").text
     assert "What is reproduced" in text and "Task 1" in text
