@@ -510,14 +510,14 @@ def run_fidelity_contrastivity(model: LoadedModel, images: torch.Tensor, labels:
         with torch.no_grad():
             top2 = model(x).topk(2, dim=1).indices
         correct_before = (top2[:, 0] == y).cpu().numpy()
-        noise = torch.rand(x.shape[0], *x.shape[-2:], generator=generator).to(device)  # random-mask ranks
+        noise = torch.rand(x.shape[0], *x.shape[-2:], generator=generator).to(device)
+        ranks = noise.flatten(1).argsort(1).argsort(1).view(noise.shape)  # random order of the pixels
         for method, explainer in explainers.items():
             saliency = saliency_maps(explainer, x, top2)  # (n, 2, H, W)
             for threshold in thresholds:
                 masks = metrics.salient(saliency, threshold)
                 top1_mask = masks[:, 0]
                 count = top1_mask.flatten(1).sum(1)
-                ranks = noise.flatten(1).argsort(1).argsort(1).view_as(top1_mask)
                 random_mask = ranks < count[:, None, None]
                 with torch.no_grad():
                     after = model(torch.where(top1_mask[:, None], torch.full_like(x, fill), x)).argmax(1)

@@ -37,17 +37,23 @@ def largest_segment_box(mask: np.ndarray) -> np.ndarray | None:
     return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
 
 
+def activated(heatmap: np.ndarray, threshold: float) -> np.ndarray:
+    """The map's "activated" pixels: value >= ``threshold`` x the map's maximum (the
+    binarisation of paper Sec. 4.1). A map without a positive value activates nothing."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    peak = float(np.max(heatmap))
+    if not (np.isfinite(peak) and np.isfinite(np.min(heatmap))):  # NaN propagates to both; -inf to min
+        raise ValueError("heatmap contains NaN or inf")
+    if peak <= 0:
+        return np.zeros(np.shape(heatmap), bool)
+    return np.asarray(heatmap) >= threshold * peak
+
+
 def threshold_box(heatmap: np.ndarray, threshold: float) -> np.ndarray | None:
     """Paper Sec. 4.1: binarise the map at ``threshold`` x its maximum and box the largest
     connected segment. A map with no positive value has no box (``None``)."""
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    peak = float(heatmap.max())
-    if not (np.isfinite(peak) and np.isfinite(heatmap.min())):  # NaN propagates to both; -inf to min
-        raise ValueError("heatmap contains NaN or inf")
-    if peak <= 0:
-        return None
-    return largest_segment_box(heatmap >= threshold * peak)
+    return largest_segment_box(activated(heatmap, threshold))
 
 
 def localization_correct(pred_class: int, pred_box, label: int, gt_boxes, iou_threshold: float = 0.5) -> bool:
@@ -158,19 +164,6 @@ def box_mask(shape: tuple[int, int], boxes) -> np.ndarray:
     for x0, y0, x1, y1 in boxes:
         mask |= (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
     return mask
-
-
-def activated(heatmap: np.ndarray, threshold: float) -> np.ndarray:
-    """The map's "activated" pixels: value >= ``threshold`` x the map's maximum (the
-    binarisation of paper Sec. 4.1). A map without a positive value activates nothing."""
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    peak = float(np.max(heatmap))
-    if not (np.isfinite(peak) and np.isfinite(np.min(heatmap))):
-        raise ValueError("heatmap contains NaN or inf")
-    if peak <= 0:
-        return np.zeros(np.shape(heatmap), bool)
-    return np.asarray(heatmap) >= threshold * peak
 
 
 def ratio_inside_box(heatmap: np.ndarray, boxes, threshold: float = 0.85) -> float:

@@ -458,13 +458,24 @@ def squeezenet_multilabel(num_classes: int, imagenet_weights: bool = True) -> nn
     return model
 
 
-def _trained_builder(name: str, architecture: Callable[[], nn.Module]):
+def standin_architecture(name: str, imagenet_weights: bool = False) -> nn.Module:
+    """The untrained network of a stand-in (``imagenet_weights``: the X-ray stand-in starts
+    from the embedded ImageNet SqueezeNet, as training does)."""
+    if name == "mnist-cnn":
+        return mnist_cnn()
+    if name == "cifar10-cnn":
+        return cifar10_cnn()
+    if name == "squeezenet1_1-cxr":
+        return squeezenet_multilabel(len(data.NIH_FINDINGS), imagenet_weights)
+    raise ValueError(f"no stand-in architecture {name!r}; known: mnist-cnn, cifar10-cnn, squeezenet1_1-cxr")
+
+
+def _trained_builder(name: str):
     def build(weights_path: str | None = None) -> nn.Module:
         from . import training  # training builds models: import here to avoid a cycle
 
         path = Path(weights_path) if weights_path else training.train_or_load(training.DEFAULT_CONFIGS[name]).path
-        model = architecture()
-        return _load_checked(model, training.read_checkpoint(path)["state_dict"], name)
+        return _load_checked(standin_architecture(name), training.read_checkpoint(path)["state_dict"], name)
 
     return build
 
@@ -542,18 +553,18 @@ register(ModelSpec(
 register(ModelSpec(
     "squeezenet1_1-cxr", "STAND-IN: embedded ImageNet SqueezeNet 1.1 fine-tuned here, multi-label over the 14 "
     "NIH findings, on the 609 embedded X-rays without boxes",
-    _trained_builder("squeezenet1_1-cxr", lambda: squeezenet_multilabel(len(data.NIH_FINDINGS), False)),
+    _trained_builder("squeezenet1_1-cxr"),
     to_pixels(), normalize_imagenet, "features.12", "classifier.1", scores_avgpool,
     lambda: list(data.NIH_FINDINGS), embedded=True, cam_compatible=True,
 ))
 register(ModelSpec(
     "mnist-cnn", "STAND-IN: small CNN trained here on 8,000 of the 10,000 embedded MNIST test digits",
-    _trained_builder("mnist-cnn", mnist_cnn), to_pixels(28, grayscale=True), no_normalization, "features.11",
+    _trained_builder("mnist-cnn"), to_pixels(28, grayscale=True), no_normalization, "features.11",
     "classifier", scores_identity, _digits, embedded=True, cam_compatible=True, input_size=28,
 ))
 register(ModelSpec(
     "cifar10-cnn", "STAND-IN: small CNN trained here on the 20,000 embedded CIFAR-10 training images",
-    _trained_builder("cifar10-cnn", cifar10_cnn), to_pixels(32), no_normalization, "features.20", "classifier",
+    _trained_builder("cifar10-cnn"), to_pixels(32), no_normalization, "features.20", "classifier",
     scores_identity, lambda: list(data.CIFAR10_CLASSES), embedded=True, cam_compatible=True, input_size=32,
 ))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +29,33 @@ def load_reference(name: str) -> dict:
     return yaml.safe_load((REFERENCE_DIR / files[name]).read_text())
 
 
-def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a CSV atomically: a temporary file in the same folder, renamed when complete, so
-    a results file is never left half written."""
+@contextmanager
+def atomic_file(path: str | Path):
+    """A text handle on a temporary file beside ``path``, renamed to ``path`` only when the
+    block completes, so a results file is never left half written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "w", newline="") as handle:
-            table.to_csv(handle, index=False, float_format="%.6g")
+            yield handle
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return path
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a CSV atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as handle:
+        table.to_csv(handle, index=False, float_format="%.6g")
+    return Path(path)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write a text file atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as handle:
+        handle.write(text)
+    return Path(path)
 
 
 def write_run_times(path: str | Path, seconds: dict) -> Path:

@@ -30,7 +30,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import data, experiments
-from .report import write_table
+from .report import write_table, write_text
 
 TASKS = {
     "localization": experiments.run_localization,
@@ -99,7 +99,7 @@ def run_shard(task: str, model, records, out_dir: str | Path, *, shard_index: in
             raise ShardError(f"{folder} holds results of a different run (differs in: {', '.join(changed)}); "
                              f"use another output folder or delete it")
     else:
-        write_text_atomic(plan_file, json.dumps(plan, indent=2, sort_keys=True))
+        write_text(json.dumps(plan, indent=2, sort_keys=True), plan_file)
     chunks = [positions[i:i + chunk_size] for i in range(0, len(positions), chunk_size)]
     done_before = sum((folder / f"chunk-{k:06d}.csv").is_file() for k in range(len(chunks)))
     ran, skipped = 0, []
@@ -119,12 +119,6 @@ def run_shard(task: str, model, records, out_dir: str | Path, *, shard_index: in
         skipped += run.skipped
         ran += 1
     return ShardRun(folder, len(chunks), done_before, ran, skipped)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def merge(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -29,7 +29,6 @@ import random
 import re
 import sqlite3
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -75,20 +74,11 @@ def explanation_image(pixels: np.ndarray) -> np.ndarray:
 def both_correct(models: dict, records, count: int, seed: int = 0, batch_size: int = 64) -> list:
     """``count`` records that every model in ``models`` classifies right (top-1), drawn by a
     seeded permutation of those that qualify (the paper's condition for the trust study)."""
-    import torch
+    from .experiments import correctly_classified
 
-    from . import data
-
-    good = []
-    for start in range(0, len(records), batch_size):
-        chunk = records[start:start + batch_size]
-        images = [data.load_rgb(r.path) for r in chunk]
-        ok = np.ones(len(chunk), bool)
-        for model in models.values():
-            with torch.no_grad():
-                predicted = model(model.preprocess(images)).argmax(1).cpu().numpy()
-            ok &= predicted == np.array([r.label for r in chunk])
-        good.extend(r for r, keep in zip(chunk, ok) if keep)
+    right = [{r.path for r in correctly_classified(model, records, len(records), batch_size)}
+             for model in models.values()]
+    good = [r for r in records if all(r.path in paths for paths in right)]
     order = np.random.default_rng(seed).permutation(len(good))[:count]
     return [good[i] for i in sorted(order)]
 
@@ -133,12 +123,14 @@ def make_stimuli(accurate, other, records, study_dir: str | Path, *, methods=STU
                          "left_model": left.name, "right_model": right.name, "accurate_side": accurate_side,
                          "original_file": original, "left_file": f"{stimulus}_left.png",
                          "right_file": f"{stimulus}_right.png"})
+    from .report import write_table, write_text
+
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    manifest.to_csv(study_dir / MANIFEST, index=False)
-    (study_dir / STUDY_FILE).write_text(json.dumps({
+    write_table(manifest, study_dir / MANIFEST)
+    write_text(json.dumps({
         "question": QUESTION, "ratings": {str(k): v for k, v in RATING_LABELS.items()},
         "accurate_model": accurate.name, "other_model": other.name, "methods": list(methods), "seed": seed,
-    }, indent=2))
+    }, indent=2), study_dir / STUDY_FILE)
     return manifest
 
 

@@ -176,13 +176,8 @@ def deterministic_cpu(threads: int, seed: int):
 
 
 def architecture(name: str) -> nn.Module:
-    if name == "mnist-cnn":
-        return models.mnist_cnn()
-    if name == "cifar10-cnn":
-        return models.cifar10_cnn()
-    if name == "squeezenet1_1-cxr":
-        return models.squeezenet_multilabel(len(data.NIH_FINDINGS), imagenet_weights=True)
-    raise ValueError(f"no training recipe for {name!r}; known: {', '.join(DEFAULT_CONFIGS)}")
+    """The network training starts from (the X-ray stand-in: ImageNet weights)."""
+    return models.standin_architecture(name, imagenet_weights=True)
 
 
 def _loss(config: TrainingConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -196,12 +191,8 @@ def predict(module: nn.Module, images: torch.Tensor, batch_size: int = 256) -> t
     module.eval()
     device = next(module.parameters()).device
     with torch.no_grad():
-        return torch.cat([module(to_input(images[i:i + batch_size].to(device))).cpu()
+        return torch.cat([module(models.to_model_input(images[i:i + batch_size], device)).cpu()
                           for i in range(0, len(images), batch_size)])
-
-
-def to_input(images: torch.Tensor) -> torch.Tensor:
-    return images.contiguous(memory_format=torch.channels_last)
 
 
 def fit(config: TrainingConfig, train: Split, evaluation: Split, progress: bool = True) -> tuple[nn.Module, list[dict]]:
@@ -235,7 +226,7 @@ def fit(config: TrainingConfig, train: Split, evaluation: Split, progress: bool 
                 if config.flip:
                     flip = torch.rand(len(batch), generator=generator) < 0.5
                     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-                loss = _loss(config, trainable(to_input(x)), train.labels[batch])
+                loss = _loss(config, trainable(models.to_model_input(x, torch.device("cpu"))), train.labels[batch])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
