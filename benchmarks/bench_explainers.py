@@ -90,56 +90,130 @@ def bench(args) -> list[dict]:
     layer = [dict(trainable.named_modules())[model.spec.target_layer]]
     targets = [ClassifierOutputTarget(int(c)) for c in labels]
     t, theirs = timed(lambda: PGCGradCAM(trainable, layer)(x, targets=targets), args.repeats)
-    rows.append({"method": "grad-cam", "impl": "pytorch-grad-cam", "seconds": t, "floor": t_plain,
-                 "max diff": max_diff(ours, theirs)})
+    rows.append(
+        {
+            "method": "grad-cam",
+            "impl": "pytorch-grad-cam",
+            "seconds": t,
+            "floor": t_plain,
+            "max diff": max_diff(ours, theirs),
+        }
+    )
     lgc = LayerGradCam(model.module, model.layer())
-    t, theirs = timed(lambda: LayerAttribution.interpolate(
-        lgc.attribute(x, target=labels, relu_attributions=True), size, "bilinear"), args.repeats)
-    rows.append({"method": "grad-cam", "impl": "captum", "seconds": t, "floor": t_plain,
-                 "max diff": max_diff(ours, theirs.detach())})
+    t, theirs = timed(
+        lambda: LayerAttribution.interpolate(
+            lgc.attribute(x, target=labels, relu_attributions=True), size, "bilinear"
+        ),
+        args.repeats,
+    )
+    rows.append(
+        {
+            "method": "grad-cam",
+            "impl": "captum",
+            "seconds": t,
+            "floor": t_plain,
+            "max diff": max_diff(ours, theirs.detach()),
+        }
+    )
 
     # Grad-CAM++
     t, ours = timed(lambda: methods.GradCAMPlusPlus(model).attribute(x, labels), args.repeats)
     rows.append({"method": "grad-cam++", "impl": "ours", "seconds": t, "floor": t_plain})
     t, theirs = timed(lambda: PGCPlusPlus(trainable, layer)(x, targets=targets), args.repeats)
-    rows.append({"method": "grad-cam++", "impl": "pytorch-grad-cam", "seconds": t, "floor": t_plain,
-                 "max diff": max_diff(ours, theirs), "note": "no exp(S), +1e-6 in alpha: differs by design"})
+    rows.append(
+        {
+            "method": "grad-cam++",
+            "impl": "pytorch-grad-cam",
+            "seconds": t,
+            "floor": t_plain,
+            "max diff": max_diff(ours, theirs),
+            "note": "no exp(S), +1e-6 in alpha: differs by design",
+        }
+    )
 
     # Guided Backprop
     t, ours = timed(lambda: methods.GuidedBackprop(model).attribute(x, labels), args.repeats)
     rows.append({"method": "guided-backprop", "impl": "ours", "seconds": t, "floor": t_fb})
     gb = CaptumGB(model.module)
     t, theirs = timed(lambda: gb.attribute(x, target=labels).abs().amax(1), args.repeats)
-    rows.append({"method": "guided-backprop", "impl": "captum", "seconds": t, "floor": t_fb,
-                 "max diff": max_diff(ours, theirs.detach())})
+    rows.append(
+        {
+            "method": "guided-backprop",
+            "impl": "captum",
+            "seconds": t,
+            "floor": t_fb,
+            "max diff": max_diff(ours, theirs.detach()),
+        }
+    )
 
     # Occlusion, on the first images only (windows x forward each)
-    xo, lo = x[:args.occlusion_images], labels[:args.occlusion_images]
+    xo, lo = x[: args.occlusion_images], labels[: args.occlusion_images]
     occlusion = methods.Occlusion(model, patch_size=args.patch, stride=args.stride, batch_size=args.batch)
     windows = len(occlusion.windows(*size))
     per_image = (windows + args.batch - 1) // args.batch  # forward passes of `batch` windows per image
     t_floor_occ = per_image * len(xo) * t_plain + t_plain * len(xo) / len(x)
     t, ours = timed(lambda: occlusion.attribute(xo, lo), args.repeats)
-    rows.append({"method": f"occlusion ({len(xo)} images, {windows} windows)", "impl": "ours", "seconds": t,
-                 "floor": t_floor_occ})
+    rows.append(
+        {
+            "method": f"occlusion ({len(xo)} images, {windows} windows)",
+            "impl": "ours",
+            "seconds": t,
+            "floor": t_floor_occ,
+        }
+    )
     occ = CaptumOcclusion(model.module)
-    t, theirs = timed(lambda: occ.attribute(xo, target=lo, sliding_window_shapes=(3, args.patch, args.patch),
-                                            strides=(3, args.stride, args.stride), baselines=0.0,
-                                            perturbations_per_eval=args.batch).sum(1), args.repeats)
-    rows.append({"method": f"occlusion ({len(xo)} images, {windows} windows)", "impl": "captum", "seconds": t,
-                 "floor": t_floor_occ, "max diff": max_diff(ours, theirs.detach())})
+    t, theirs = timed(
+        lambda: occ.attribute(
+            xo,
+            target=lo,
+            sliding_window_shapes=(3, args.patch, args.patch),
+            strides=(3, args.stride, args.stride),
+            baselines=0.0,
+            perturbations_per_eval=args.batch,
+        ).sum(1),
+        args.repeats,
+    )
+    rows.append(
+        {
+            "method": f"occlusion ({len(xo)} images, {windows} windows)",
+            "impl": "captum",
+            "seconds": t,
+            "floor": t_floor_occ,
+            "max diff": max_diff(ours, theirs.detach()),
+        }
+    )
 
     # Integrated Gradients
-    t, ours = timed(lambda: methods.IntegratedGradients(model, n_steps=args.ig_steps,
-                                                        internal_batch_size=args.batch * 4).attribute(x, labels),
-                    args.repeats)
-    rows.append({"method": f"integrated-gradients ({args.ig_steps} steps)", "impl": "ours (captum inside)",
-                 "seconds": t, "floor": args.ig_steps * t_fb})
+    t, ours = timed(
+        lambda: methods.IntegratedGradients(
+            model, n_steps=args.ig_steps, internal_batch_size=args.batch * 4
+        ).attribute(x, labels),
+        args.repeats,
+    )
+    rows.append(
+        {
+            "method": f"integrated-gradients ({args.ig_steps} steps)",
+            "impl": "ours (captum inside)",
+            "seconds": t,
+            "floor": args.ig_steps * t_fb,
+        }
+    )
     ig = CaptumIG(model.module)
-    t, theirs = timed(lambda: ig.attribute(x, target=labels, n_steps=args.ig_steps,
-                                           internal_batch_size=args.batch * 4).sum(1), args.repeats)
-    rows.append({"method": f"integrated-gradients ({args.ig_steps} steps)", "impl": "captum", "seconds": t,
-                 "floor": args.ig_steps * t_fb, "max diff": max_diff(ours, theirs.detach())})
+    t, theirs = timed(
+        lambda: ig.attribute(x, target=labels, n_steps=args.ig_steps, internal_batch_size=args.batch * 4).sum(
+            1
+        ),
+        args.repeats,
+    )
+    rows.append(
+        {
+            "method": f"integrated-gradients ({args.ig_steps} steps)",
+            "impl": "captum",
+            "seconds": t,
+            "floor": args.ig_steps * t_fb,
+            "max diff": max_diff(ours, theirs.detach()),
+        }
+    )
     return rows
 
 
@@ -158,11 +232,17 @@ def bench_task1(args) -> dict:
             torch.cuda.synchronize()
 
     def task1():
-        return experiments.run_localization(model, records, thresholds=(0.15,), batch_size=args.batch,
-                                            num_workers=args.num_workers, precision=args.precision,
-                                            box_workers=args.box_workers,
-                                            methods=("grad-cam", "cam") if model.spec.cam_compatible else ("grad-cam",),
-                                            progress=False)
+        return experiments.run_localization(
+            model,
+            records,
+            thresholds=(0.15,),
+            batch_size=args.batch,
+            num_workers=args.num_workers,
+            precision=args.precision,
+            box_workers=args.box_workers,
+            methods=("grad-cam", "cam") if model.spec.cam_compatible else ("grad-cam",),
+            progress=False,
+        )
 
     plain_inference()  # warm-up (and page cache)
     start = time.perf_counter()
@@ -196,27 +276,38 @@ def main(argv=None) -> int:
         args.batch, args.repeats, args.ig_steps, args.occlusion_images, args.task1_images = 2, 1, 4, 1, 8
         args.stride = 45
     torch.manual_seed(0)
-    print(f"model={args.model} device={args.device} batch={args.batch} repeats={args.repeats} "
-          f"torch={torch.__version__} threads={torch.get_num_threads()}"
-          + (f" gpu={torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))
+    print(
+        f"model={args.model} device={args.device} batch={args.batch} repeats={args.repeats} "
+        f"torch={torch.__version__} threads={torch.get_num_threads()}"
+        + (f" gpu={torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "")
+    )
     rows = [] if args.task1_only else bench(args)
     ours = {r["method"]: r["seconds"] for r in rows if r["impl"].startswith("ours")}
     if rows:
-        print("\n| method | implementation | seconds | x floor | ours faster by | max diff (normalised maps) |")
+        print(
+            "\n| method | implementation | seconds | x floor | ours faster by | max diff (normalised maps) |"
+        )
         print("|---|---|---:|---:|---:|---:|")
     for r in rows:
-        faster = f"{r['seconds'] / ours[r['method']]:.1f}x" if r["method"] in ours and not r["impl"].startswith(
-            "ours") else ""
+        faster = (
+            f"{r['seconds'] / ours[r['method']]:.1f}x"
+            if r["method"] in ours and not r["impl"].startswith("ours")
+            else ""
+        )
         diff = f"{r['max diff']:.1e}" if "max diff" in r else ""
         note = f" ({r['note']})" if "note" in r else ""
-        print(f"| {r['method']} | {r['impl']}{note} | {r['seconds']:.4f} | {r['seconds'] / r['floor']:.2f} | "
-              f"{faster} | {diff} |")
+        print(
+            f"| {r['method']} | {r['impl']}{note} | {r['seconds']:.4f} | {r['seconds'] / r['floor']:.2f} | "
+            f"{faster} | {diff} |"
+        )
     result = bench_task1(args)
-    print(f"\nTask 1 end to end, {result['images']} embedded images, batch {args.batch}, "
-          f"{args.num_workers} loader workers, {args.box_workers} box threads, {args.precision}: plain inference {result['plain']:.2f} s "
-          f"({result['images'] / result['plain']:.0f} images/s), Task 1 {result['task1']:.2f} s "
-          f"({result['images'] / result['task1']:.0f} images/s), ratio {result['task1'] / result['plain']:.2f}; "
-          f"projected for the 50,000 val images: {50000 / (result['images'] / result['task1']) / 60:.1f} min")
+    print(
+        f"\nTask 1 end to end, {result['images']} embedded images, batch {args.batch}, "
+        f"{args.num_workers} loader workers, {args.box_workers} box threads, {args.precision}: plain inference {result['plain']:.2f} s "
+        f"({result['images'] / result['plain']:.0f} images/s), Task 1 {result['task1']:.2f} s "
+        f"({result['images'] / result['task1']:.0f} images/s), ratio {result['task1'] / result['plain']:.2f}; "
+        f"projected for the 50,000 val images: {50000 / (result['images'] / result['task1']) / 60:.1f} min"
+    )
     return 0
 
 

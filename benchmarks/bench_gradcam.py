@@ -53,7 +53,9 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def bench_model(name: str, batch: int, repeats: int, device: str, peers: bool = True) -> list[tuple[str, float]]:
+def bench_model(
+    name: str, batch: int, repeats: int, device: str, peers: bool = True
+) -> list[tuple[str, float]]:
     from captum.attr import LayerAttribution, LayerGradCam
     from pytorch_grad_cam import GradCAM as PGCGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -72,7 +74,11 @@ def bench_model(name: str, batch: int, repeats: int, device: str, peers: bool = 
 
     t_top1, _ = timed(lambda: ours.attribute_top_k(x, 1), repeats)
     t_top5, (our_maps, _, _) = timed(lambda: ours.attribute_top_k(x, 5), repeats)
-    rows = [("plain forward (no_grad)", t_plain), ("ours Grad-CAM top-1", t_top1), ("ours Grad-CAM top-5", t_top5)]
+    rows = [
+        ("plain forward (no_grad)", t_plain),
+        ("ours Grad-CAM top-1", t_top1),
+        ("ours Grad-CAM top-5", t_top5),
+    ]
     if not peers:
         return rows
 
@@ -94,15 +100,21 @@ def bench_model(name: str, batch: int, repeats: int, device: str, peers: bool = 
     def captum_top5():
         with torch.no_grad():
             classes = model(x).topk(5, 1).indices
-        return [LayerAttribution.interpolate(lgc.attribute(x, target=classes[:, k], relu_attributions=True),
-                                             tuple(size), "bilinear") for k in range(5)]
+        return [
+            LayerAttribution.interpolate(
+                lgc.attribute(x, target=classes[:, k], relu_attributions=True), tuple(size), "bilinear"
+            )
+            for k in range(5)
+        ]
 
     t_captum, captum_maps = timed(captum_top5, repeats)
 
     # the three agree (same normalisation), so the timings compare like with like
     ours_n = normalize_maps(our_maps).cpu()
     diff_pgc = max((ours_n[:, k] - torch.as_tensor(pgc_maps[k])).abs().max().item() for k in range(5))
-    diff_captum = max((ours_n[:, k] - normalize_maps(captum_maps[k][:, 0]).cpu()).abs().max().item() for k in range(5))
+    diff_captum = max(
+        (ours_n[:, k] - normalize_maps(captum_maps[k][:, 0]).cpu()).abs().max().item() for k in range(5)
+    )
     print(f"{name}: max |ours - pytorch-grad-cam| = {diff_pgc:.1e}, max |ours - captum| = {diff_captum:.1e}")
 
     return rows + [("pytorch-grad-cam top-5", t_pgc), ("captum LayerGradCam top-5", t_captum)]
@@ -117,8 +129,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="time only plain inference and ours")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    print(f"device={args.device} batch={args.batch} repeats={args.repeats} torch={torch.__version__} "
-          f"threads={torch.get_num_threads()}")
+    print(
+        f"device={args.device} batch={args.batch} repeats={args.repeats} torch={torch.__version__} "
+        f"threads={torch.get_num_threads()}"
+    )
     for name in args.models:
         rows = bench_model(name, args.batch, args.repeats, args.device, peers=not args.no_peers)
         plain = rows[0][1]
@@ -126,7 +140,9 @@ def main(argv=None) -> int:
         print(f"\n| {name} | seconds | x plain forward | ours top-5 faster by |")
         print("|---|---:|---:|---:|")
         for label, seconds in rows:
-            speedup = f"{seconds / top5:.1f}x" if label.endswith("top-5") and not label.startswith("ours") else ""
+            speedup = (
+                f"{seconds / top5:.1f}x" if label.endswith("top-5") and not label.startswith("ours") else ""
+            )
             print(f"| {label} | {seconds:.3f} | {seconds / plain:.2f} | {speedup} |")
     return 0
 

@@ -51,8 +51,15 @@ def _with_pixels(pixels: torch.Tensor, candidates: np.ndarray) -> torch.Tensor:
     return batch
 
 
-def one_pixel_attack(model: LoadedModel, pixels: torch.Tensor, label: int, *, population: int = 80,
-                     max_iterations: int = 20, seed: int = 0) -> OnePixelResult:
+def one_pixel_attack(
+    model: LoadedModel,
+    pixels: torch.Tensor,
+    label: int,
+    *,
+    population: int = 80,
+    max_iterations: int = 20,
+    seed: int = 0,
+) -> OnePixelResult:
     """Untargeted one-pixel attack: differential evolution over ``(x, y, r, g, b)`` minimising
     the true class's softmax probability (Su et al., Sec. 3), stopping early once the top-1 class
     changes. ``population`` candidates per generation are scored as one batch
@@ -79,17 +86,32 @@ def one_pixel_attack(model: LoadedModel, pixels: torch.Tensor, label: int, *, po
 
     bounds = [(0, width - 1e-6), (0, height - 1e-6), (0, 1), (0, 1), (0, 1)]
     result = differential_evolution(
-        true_probability, bounds, popsize=max(1, population // len(bounds)), maxiter=max_iterations,
-        rng=np.random.default_rng(seed), vectorized=True, updating="deferred", polish=False, tol=0,
-        callback=lambda intermediate_result: state["best"] is not None, init="latinhypercube",
+        true_probability,
+        bounds,
+        popsize=max(1, population // len(bounds)),
+        maxiter=max_iterations,
+        rng=np.random.default_rng(seed),
+        vectorized=True,
+        updating="deferred",
+        polish=False,
+        tol=0,
+        callback=lambda intermediate_result: state["best"] is not None,
+        init="latinhypercube",
     )
     best = state["best"] if state["best"] is not None else result.x
     attacked = _with_pixels(pixels, best[:, None])
     with torch.no_grad():
         probs = F.softmax(model(model.normalize(attacked)).float(), dim=1)[0]
     adversarial = int(probs.argmax())
-    return OnePixelResult(int(best[0]), int(best[1]), tuple(float(v) for v in best[2:]), adversarial != label,
-                          adversarial, float(probs[label]), evaluations)
+    return OnePixelResult(
+        int(best[0]),
+        int(best[1]),
+        tuple(float(v) for v in best[2:]),
+        adversarial != label,
+        adversarial,
+        float(probs[label]),
+        evaluations,
+    )
 
 
 def fgsm(model: LoadedModel, pixels: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:

@@ -20,7 +20,6 @@ unreadable file into an :class:`ImageLoadError` naming the file.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -30,6 +29,7 @@ import sys
 import tempfile
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
+
+from . import cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = REPO_ROOT / "data" / "manifest.csv.gz"
@@ -65,6 +67,11 @@ class ImageLoadError(OSError):
 
 class DataFileError(ValueError):
     """A metadata or data file is missing or malformed; the message names the file."""
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Model weights (a download, a local file or a stand-in's checkpoint) are missing or cannot
+    be read; the message says which file to put where."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,21 +238,50 @@ def fetch(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(one, todo)
-        for relpath in tqdm(results, total=len(todo), desc="fetch data", unit="file",
-                            disable=not progress, mininterval=2.0):
+        for relpath in tqdm(
+            results, total=len(todo), desc="fetch data", unit="file", disable=not progress, mininterval=2.0
+        ):
             report.fetched.append(relpath)
     return report
 
 
-def embedded(group: str) -> Path:
-    """Path of an embedded group in the cache, fetched first if needed."""
+def fetch_group(group: str) -> Path:
+    """Path of an embedded group in the cache, fetched first (from the mirror, or downloaded)
+    when any of its files is missing."""
     report = fetch(group, progress=False)
     return report.root / group
+
+
+def read_weights_file(path: str | Path, what: str = "weights file", *, weights_only: bool = True):
+    """``torch.load`` of a weights file or checkpoint on the CPU; a missing or unreadable file is
+    a :class:`WeightsUnavailableError` naming it (``what`` says what the file is)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as err:  # any unpickling failure: a file that cannot be used
+        raise WeightsUnavailableError(f"cannot read {what} {path}: {err}") from err
 
 
 # --------------------------------------------------------------------------------------------
 # Images
 # --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _reading_image(path: Path):
+    """Turn any failure to open or decode ``path`` into an :class:`ImageLoadError` naming it."""
+    try:
+        yield
+    except ImageLoadError:
+        raise
+    except FileNotFoundError:
+        raise ImageLoadError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
 
 
 def load_rgb(path: str | Path) -> Image.Image:
@@ -256,33 +292,21 @@ def load_rgb(path: str | Path) -> Image.Image:
     bomb) raises :class:`ImageLoadError` naming the file.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(image, dtype=np.float64)
-                high = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
-                image = Image.fromarray(np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8))
-            elif image.mode == "F":
-                raise ImageLoadError(f"{path}: floating-point images are not supported")
-            return image.convert("RGB")
-    except ImageLoadError:
-        raise
-    except FileNotFoundError:
-        raise ImageLoadError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
+    with _reading_image(path), Image.open(path) as image:
+        image.load()
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            array = np.asarray(image, dtype=np.float64)
+            high = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
+            image = Image.fromarray(np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        elif image.mode == "F":
+            raise ImageLoadError(f"{path}: floating-point images are not supported")
+        return image.convert("RGB")
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except FileNotFoundError:
-        raise ImageLoadError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise ImageLoadError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
+    with _reading_image(Path(path)), Image.open(path) as image:
+        return image.size
 
 
 class ImageDataset:
@@ -320,8 +344,18 @@ def collate_skipping(batch):
 # --------------------------------------------------------------------------------------------
 
 
+class _NamedByFile:
+    """A record whose ``name`` is its file's name."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
 @dataclass(frozen=True)
-class ImageRecord:
+class ImageRecord(_NamedByFile):
     """One ILSVRC2012 val image: ``boxes`` is ``(M, 4)`` float32 ``x0, y0, x1, y1`` in the pixel
     coordinates of the image as stored (``size`` = stored ``(width, height)``)."""
 
@@ -330,10 +364,6 @@ class ImageRecord:
     class_name: str
     boxes: np.ndarray
     size: tuple[int, int]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
 
 def imagenet_class_names() -> list[str]:
@@ -374,7 +404,7 @@ def clip_boxes(boxes: np.ndarray, size: tuple[int, int], where) -> np.ndarray:
 def read_ilsvrc_boxes(boxes_dir: Path | None = None) -> tuple[dict, dict, dict]:
     """Metadata of the 50,000 val images: ``labels[name]``, ``sizes[name] = (W, H)`` and
     ``boxes[name] = (M, 4)`` array in original pixels, keyed by file name."""
-    boxes_dir = Path(boxes_dir) if boxes_dir is not None else embedded("ilsvrc2012_val_boxes")
+    boxes_dir = Path(boxes_dir) if boxes_dir is not None else fetch_group("ilsvrc2012_val_boxes")
     labels_t = _read_csv_lines(boxes_dir / "class_labels.txt", ["image", "label"])
     sizes_t = _read_csv_lines(boxes_dir / "image_sizes.txt", ["image", "w", "h"])
     loc_t = _read_csv_lines(boxes_dir / "localization.txt", ["image", "x0", "y0", "x1", "y1"])
@@ -385,12 +415,16 @@ def read_ilsvrc_boxes(boxes_dir: Path | None = None) -> tuple[dict, dict, dict]:
     try:
         coords = loc_t[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
     except ValueError as err:
-        raise DataFileError(f"{boxes_dir / 'localization.txt'}: box coordinates must be numbers ({err})") from err
+        raise DataFileError(
+            f"{boxes_dir / 'localization.txt'}: box coordinates must be numbers ({err})"
+        ) from err
     bad = ~np.isfinite(coords).all(axis=1) | (coords[:, 2] < coords[:, 0]) | (coords[:, 3] < coords[:, 1])
     if bad.any():
         line = int(np.flatnonzero(bad)[0])
-        raise DataFileError(f"{boxes_dir / 'localization.txt'}: line {line + 1} ({loc_t['image'].iloc[line]}) is not "
-                            f"a box x0 <= x1, y0 <= y1 of finite numbers: {coords[line].tolist()}")
+        raise DataFileError(
+            f"{boxes_dir / 'localization.txt'}: line {line + 1} ({loc_t['image'].iloc[line]}) is not "
+            f"a box x0 <= x1, y0 <= y1 of finite numbers: {coords[line].tolist()}"
+        )
     coords = coords.astype(np.float32)
     boxes: dict[str, list] = {}
     for name, row in zip(loc_t["image"], coords):
@@ -399,9 +433,7 @@ def read_ilsvrc_boxes(boxes_dir: Path | None = None) -> tuple[dict, dict, dict]:
 
 
 def load_ilsvrc_val(
-    image_dir: str | Path | None = None,
-    boxes_dir: str | Path | None = None,
-    n_images: int | None = None,
+    image_dir: str | Path | None = None, boxes_dir: str | Path | None = None, n_images: int | None = None
 ) -> list[ImageRecord]:
     """ILSVRC2012 val records with labels (0-999, torchvision order) and ground-truth boxes.
 
@@ -413,7 +445,7 @@ def load_ilsvrc_val(
     """
     labels, sizes, boxes = read_ilsvrc_boxes(boxes_dir)
     if image_dir is None:
-        root = embedded("ilsvrc2012_val_1300")
+        root = fetch_group("ilsvrc2012_val_1300")
         listing = _read_csv_lines(root / "dataset.txt", ["image", "label"])
         paths = [root / p for p in listing["image"]]
         for path, label in zip(paths, listing["label"]):
@@ -452,8 +484,19 @@ def load_ilsvrc_val(
 # --------------------------------------------------------------------------------------------
 
 NIH_FINDINGS = (
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening",
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
     "Hernia",
 )
 
@@ -463,7 +506,7 @@ NIH_BOX_FINDING_NAMES = {"Infiltrate": "Infiltration"}
 
 
 @dataclass(frozen=True)
-class XrayRecord:
+class XrayRecord(_NamedByFile):
     """One chest X-ray: ``findings`` from Data_Entry_2017 (empty for "No Finding");
     ``boxes`` maps a finding (Data_Entry_2017's name) to ``(M, 4)`` float32 ``x0, y0, x1, y1``
     in stored pixels."""
@@ -472,10 +515,6 @@ class XrayRecord:
     findings: tuple[str, ...]
     boxes: dict
     size: tuple[int, int]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
 
 def nih_package_tables() -> tuple[Path, Path]:
@@ -492,18 +531,26 @@ def _read_table(path: Path, columns: list[str], what: str) -> pd.DataFrame:
         raise DataFileError(f"{path}: {what} does not exist")
     try:
         table = pd.read_csv(path)
-    except Exception as err:  # noqa: BLE001 -- pandas raises many parser errors
+    except Exception as err:  # pandas raises many kinds of parser errors
         raise DataFileError(f"{path}: cannot read {what}: {err}") from err
     if table.shape[1] < len(columns):
-        raise DataFileError(f"{path}: {what} needs {len(columns)} columns ({', '.join(columns)}), found {table.shape[1]}")
-    table = table.iloc[:, :len(columns)]
+        raise DataFileError(
+            f"{path}: {what} needs {len(columns)} columns ({', '.join(columns)}), found {table.shape[1]}"
+        )
+    table = table.iloc[:, : len(columns)]
     table.columns = columns
     return table
 
 
-def load_nih_cxr(root: str | Path | None = None, *, image_dir: str | Path | None = None,
-                 labels_csv: str | Path | None = None, bbox_csv: str | Path | None = None,
-                 boxed_only: bool = False, original_size: int = 1024) -> list[XrayRecord]:
+def load_nih_cxr(
+    root: str | Path | None = None,
+    *,
+    image_dir: str | Path | None = None,
+    labels_csv: str | Path | None = None,
+    bbox_csv: str | Path | None = None,
+    boxed_only: bool = False,
+    original_size: int = 1024,
+) -> list[XrayRecord]:
     """NIH ChestX-ray14 records with findings, and radiologist boxes scaled from the original
     ``original_size`` px square to each stored image's size.
 
@@ -516,7 +563,7 @@ def load_nih_cxr(root: str | Path | None = None, *, image_dir: str | Path | None
     with the table), an unreadable one is skipped later by :class:`ImageDataset`.
     """
     if image_dir is None:
-        root = Path(root) if root is not None else embedded("nih_cxr")
+        root = Path(root) if root is not None else fetch_group("nih_cxr")
         image_dir = root / "images"
         labels_csv = labels_csv or root / "labels.csv"
         bbox_csv = bbox_csv or root / "bbox.csv"
@@ -528,7 +575,9 @@ def load_nih_cxr(root: str | Path | None = None, *, image_dir: str | Path | None
         labels_csv = labels_csv or package_labels
         bbox_csv = bbox_csv or package_boxes
     labels = _read_table(Path(labels_csv), ["image", "findings"], "the NIH label table (Data_Entry_2017)")
-    bbox = _read_table(Path(bbox_csv), ["image", "finding", "x", "y", "w", "h"], "the NIH box table (BBox_List_2017)")
+    bbox = _read_table(
+        Path(bbox_csv), ["image", "finding", "x", "y", "w", "h"], "the NIH box table (BBox_List_2017)"
+    )
     if not np.isfinite(bbox[["x", "y", "w", "h"]].to_numpy(np.float64)).all():
         raise DataFileError(f"{bbox_csv}: box coordinates must be finite numbers")
     bbox["finding"] = bbox["finding"].replace(NIH_BOX_FINDING_NAMES)
@@ -537,7 +586,7 @@ def load_nih_cxr(root: str | Path | None = None, *, image_dir: str | Path | None
         raise DataFileError(f"{bbox_csv}: unknown finding(s) {unknown}; known: {', '.join(NIH_FINDINGS)}")
     if boxed_only:
         labels = labels[labels["image"].isin(set(bbox["image"]))]
-    boxes_by_image = {name: group for name, group in bbox.groupby("image", sort=False)}
+    boxes_by_image = dict(list(bbox.groupby("image", sort=False)))
     records = []
     for name, finding_text in zip(labels["image"], labels["findings"]):
         path = image_dir / name
@@ -584,7 +633,7 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 def load_mnist(root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The 10,000 MNIST test digits: ``(images uint8 (N, 28, 28), labels int64 (N,))``."""
-    root = Path(root) if root is not None else embedded("mnist")
+    root = Path(root) if root is not None else fetch_group("mnist")
     images = read_idx(root / "t10k-images-idx3-ubyte.gz")
     labels = read_idx(root / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
     if len(images) != len(labels):
@@ -592,9 +641,7 @@ def load_mnist(root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def load_cifar10(
@@ -611,11 +658,13 @@ def load_cifar10(
     if source == "torchvision":
         from torchvision.datasets import CIFAR10
 
-        dataset = CIFAR10(str(root or cache_dir() / "cifar10-official"), train=split == "train", download=True)
+        dataset = CIFAR10(
+            str(root or cache_dir() / "cifar10-official"), train=split == "train", download=True
+        )
         return np.asarray(dataset.data, np.uint8), np.asarray(dataset.targets, np.int64)
     if source != "embedded":
         raise ValueError(f"source must be 'embedded' or 'torchvision', got {source!r}")
-    root = Path(root) if root is not None else embedded("cifar10")
+    root = Path(root) if root is not None else fetch_group("cifar10")
     images, labels = [], []
     for label, name in enumerate(CIFAR10_CLASSES):
         files = sorted((root / split / name).glob("*.jpg"))
@@ -633,23 +682,22 @@ def load_cifar10(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradcam_core.data", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_fetch = sub.add_parser("fetch", help="fetch embedded files into the cache")
-    p_fetch.add_argument("groups", nargs="*", help=f"groups (default all): {', '.join(GROUPS)}")
-    p_build = sub.add_parser("build-manifest", help="rebuild data/manifest.csv.gz from a MANIFEST.csv")
-    p_build.add_argument("source", type=Path)
+    parser, commands = cli.command_parser("gradcam_core.data", __doc__)
+    fetch_command = commands.add_parser("fetch", help="fetch embedded files into the cache")
+    fetch_command.add_argument("groups", nargs="*", help=f"groups (default all): {', '.join(GROUPS)}")
+    build = commands.add_parser("build-manifest", help="rebuild data/manifest.csv.gz from a MANIFEST.csv")
+    build.add_argument("source", type=Path)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "fetch":
-            report = fetch(args.groups or None)
-            print(f"{len(report.fetched)} fetched, {report.present} already present in {report.root}")
-        else:
-            print(f"{build_manifest(args.source)} rows written to {MANIFEST_PATH}")
-    except (ValueError, OSError, ChecksumError) as err:  # bad files, unknown group, failed download
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    # bad files, an unknown group, a failed download
+    return cli.run(lambda: _command(args), (ValueError, OSError, ChecksumError))
+
+
+def _command(args) -> None:
+    if args.command == "fetch":
+        report = fetch(args.groups or None)
+        print(f"{len(report.fetched)} fetched, {report.present} already present in {report.root}")
+    else:
+        print(f"{build_manifest(args.source)} rows written to {MANIFEST_PATH}")
 
 
 if __name__ == "__main__":

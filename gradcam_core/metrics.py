@@ -1,16 +1,17 @@
 """Metrics: pure functions and tiny accumulators over plain arrays.
 
 One IoU (:func:`box_iou`), one box extractor (:func:`threshold_box`), one pointing rule
-(:func:`pointing_hit`), one bootstrap helper (:func:`bootstrap_ci`). Boxes are ``x0, y0, x1, y1``
+(:func:`pointing_hit`), one bootstrap helper (:func:`bootstrap_ci`), two binarisations that say
+how they differ (:func:`mask_at_fraction_of_max` for raw maps, :func:`mask_above_level` for maps
+on a 0..1 scale). Boxes are ``x0, y0, x1, y1``
 in continuous pixel coordinates (a pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 from scipy import stats
 from torchvision.ops import box_iou as _torch_box_iou
@@ -37,9 +38,10 @@ def largest_segment_box(mask: np.ndarray) -> np.ndarray | None:
     return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
 
 
-def activated(heatmap: np.ndarray, threshold: float) -> np.ndarray:
-    """The map's "activated" pixels: value >= ``threshold`` x the map's maximum (the
-    binarisation of paper Sec. 4.1). A map without a positive value activates nothing."""
+def mask_at_fraction_of_max(heatmap: np.ndarray, threshold: float) -> np.ndarray:
+    """The map's "activated" pixels: value >= ``threshold`` x the map's own maximum (the
+    binarisation of paper Sec. 4.1, on raw maps of any scale). A map without a positive value
+    activates nothing. Compare :func:`mask_above_level`, for maps already on a 0..1 scale."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     peak = float(np.max(heatmap))
@@ -53,7 +55,7 @@ def activated(heatmap: np.ndarray, threshold: float) -> np.ndarray:
 def threshold_box(heatmap: np.ndarray, threshold: float) -> np.ndarray | None:
     """Paper Sec. 4.1: binarise the map at ``threshold`` x its maximum and box the largest
     connected segment. A map with no positive value has no box (``None``)."""
-    return largest_segment_box(activated(heatmap, threshold))
+    return largest_segment_box(mask_at_fraction_of_max(heatmap, threshold))
 
 
 def localization_correct(pred_class: int, pred_box, label: int, gt_boxes, iou_threshold: float = 0.5) -> bool:
@@ -61,7 +63,9 @@ def localization_correct(pred_class: int, pred_box, label: int, gt_boxes, iou_th
     return bool(localization_hits([pred_class], [pred_box], label, gt_boxes, iou_threshold)[0])
 
 
-def localization_hits(pred_classes, pred_boxes, label: int, gt_boxes, iou_threshold: float = 0.5) -> np.ndarray:
+def localization_hits(
+    pred_classes, pred_boxes, label: int, gt_boxes, iou_threshold: float = 0.5
+) -> np.ndarray:
     """:func:`localization_correct` for many (class, box) pairs of one image at once, with one
     IoU call; a missing box (``None``) is never right."""
     pred_classes = np.asarray(pred_classes)
@@ -95,44 +99,37 @@ def pointing_hit(heatmap: np.ndarray, boxes, tolerance: float = 15.0) -> bool:
     return bool((point_box_distance(map_peak(heatmap), boxes) <= tolerance).any())
 
 
-class PointingGame:
-    """Accumulator in the manner of TorchRay's ``PointingGame``: :meth:`evaluate` one map,
-    then ``accuracy`` (hits / all) and ``class_accuracy`` (mean over classes of per-class
-    accuracy)."""
-
-    def __init__(self, tolerance: float = 15.0):
-        self.tolerance = tolerance
-        self.hits: dict[int, int] = defaultdict(int)
-        self.misses: dict[int, int] = defaultdict(int)
-
-    def evaluate(self, heatmap: np.ndarray, boxes, class_index: int) -> bool:
-        hit = pointing_hit(heatmap, boxes, self.tolerance)
-        (self.hits if hit else self.misses)[class_index] += 1
-        return hit
-
-    @property
-    def accuracy(self) -> float:
-        total = sum(self.hits.values()) + sum(self.misses.values())
-        return sum(self.hits.values()) / total if total else float("nan")
-
-    @property
-    def class_accuracy(self) -> float:
-        classes = set(self.hits) | set(self.misses)
-        if not classes:
-            return float("nan")
-        return float(np.mean([self.hits[c] / (self.hits[c] + self.misses[c]) for c in classes]))
+def class_accuracies(hits, classes) -> np.ndarray:
+    """Accuracy per class (in ascending class order) of boolean ``hits`` labelled by ``classes``:
+    the pointing game's mean class accuracy (Zhang et al. 2016) is their mean."""
+    hits = np.asarray(hits, np.float64)
+    classes = np.asarray(classes)
+    if hits.shape != classes.shape or hits.size == 0:
+        raise ValueError(
+            f"need equally long, non-empty hits and classes; got {hits.shape} and {classes.shape}"
+        )
+    labels, index = np.unique(classes, return_inverse=True)
+    return np.bincount(index, weights=hits, minlength=len(labels)) / np.bincount(index, minlength=len(labels))
 
 
-def bootstrap_ci(values, statistic=np.mean, confidence: float = 0.95, n_resamples: int = 2000,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values, statistic=np.mean, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of ``statistic`` over ``values``
     (scipy.stats.bootstrap, fixed seed)."""
     values = np.asarray(values, np.float64)
     if len(values) < 2 or np.all(values == values[0]):
         value = float(statistic(values)) if len(values) else float("nan")
         return value, value
-    result = stats.bootstrap((values,), statistic, confidence_level=confidence, n_resamples=n_resamples,
-                             method="percentile", rng=np.random.default_rng(seed), vectorized=False)
+    result = stats.bootstrap(
+        (values,),
+        statistic,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        vectorized=False,
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -170,7 +167,7 @@ def ratio_inside_box(heatmap: np.ndarray, boxes, threshold: float = 0.85) -> flo
     """The seed's chest X-ray metric: of the activated pixels (>= ``threshold`` x max), the
     fraction whose centres lie inside the radiologist's box(es). NaN when nothing is activated
     (a map with no positive value)."""
-    mask = activated(heatmap, threshold)
+    mask = mask_at_fraction_of_max(heatmap, threshold)
     count = int(mask.sum())
     if count == 0:
         return float("nan")
@@ -182,9 +179,10 @@ def ratio_inside_box(heatmap: np.ndarray, boxes, threshold: float = 0.85) -> flo
 # --------------------------------------------------------------------------------------------
 
 
-def salient(saliency: torch.Tensor | np.ndarray, threshold: float):
-    """Binarised saliency (Pope et al. 2019): features whose saliency, on a 0..1 scale, is
-    strictly greater than ``threshold``."""
+def mask_above_level(saliency: torch.Tensor | np.ndarray, threshold: float):
+    """Binarised saliency (Pope et al. 2019): features whose saliency, on a 0..1 scale (maps
+    normalised first), is strictly greater than the absolute level ``threshold``. Compare
+    :func:`mask_at_fraction_of_max`, relative to each raw map's maximum."""
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must be in [0, 1), got {threshold}")
     return saliency > threshold
@@ -214,10 +212,9 @@ def contrastivity(mask_a, mask_b) -> np.ndarray:
         return np.where(union > 0, distance / np.maximum(union, 1), np.nan)
 
 
-def per_class_auc(labels, scores, class_names) -> "pd.DataFrame":
+def per_class_auc(labels, scores, class_names) -> pd.DataFrame:
     """ROC AUC per class of a multi-label classifier (scikit-learn's ``roc_auc_score``), with
     the positives and negatives counted; NaN where a class has no positive or no negative."""
-    import pandas as pd
     from sklearn.metrics import roc_auc_score
 
     labels = np.asarray(labels, bool)
@@ -229,3 +226,22 @@ def per_class_auc(labels, scores, class_names) -> "pd.DataFrame":
         auc = roc_auc_score(labels[:, k], scores[:, k]) if positives and negatives else float("nan")
         rows.append({"finding": name, "positives": positives, "negatives": negatives, "auc": float(auc)})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Task 4: agreement between raters
+# --------------------------------------------------------------------------------------------
+
+
+def inter_rater_agreement(ratings, scale) -> float:
+    """Krippendorff's alpha (ordinal) of a raters x items table of ratings on ``scale`` (NaN
+    where a rater did not rate an item; the ``krippendorff`` package). NaN when fewer than two
+    raters share an item."""
+    import krippendorff
+
+    matrix = np.asarray(ratings, np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] < 2 or (np.isfinite(matrix).sum(axis=0) >= 2).sum() == 0:
+        return float("nan")
+    return float(
+        krippendorff.alpha(reliability_data=matrix, level_of_measurement="ordinal", value_domain=list(scale))
+    )

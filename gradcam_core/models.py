@@ -11,7 +11,9 @@ class-wise operations after it, so explainers can score only the classes they ex
 Embedded (weights in the data mirror, run everywhere): ``squeezenet1_1``, ``mobilenet_v1_0.75``.
 Full profile (weights downloaded by torchvision / torchxrayvision on a user's machine, or read
 from a local file): ``vgg16``, ``alexnet``, ``googlenet``, ``resnet50``, ``densenet121``,
-``chexnet``.
+``chexnet``. Stand-ins trained here (architectures and checkpoints in
+:mod:`gradcam_core.standins`, training in :mod:`gradcam_core.training`): ``squeezenet1_1-cxr``,
+``mnist-cnn``, ``cifar10-cnn``.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import os
 import re
 import urllib.error
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 import numpy as np
@@ -34,7 +37,8 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from . import data
+from . import data, standins
+from .data import WeightsUnavailableError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -48,11 +52,6 @@ class UnknownLayerError(ValueError):
     """The layer name is not in the model; the message lists the model's layers."""
 
 
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights are neither cached nor downloadable; the message says which file to put
-    where."""
-
-
 # --------------------------------------------------------------------------------------------
 # Preprocessing
 # --------------------------------------------------------------------------------------------
@@ -62,10 +61,13 @@ def to_pixels(size: int = 224, grayscale: bool = False) -> Callable[[Image.Image
     """Full-frame resize to ``size x size`` (no crop, so boxes scale per axis and stay right),
     as a float tensor of pixels in [0, 1] (one channel when ``grayscale``)."""
     steps = [transforms.Grayscale(1)] if grayscale else []
-    return transforms.Compose(steps + [
-        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.ToTensor(),
-    ])
+    return transforms.Compose(
+        steps
+        + [
+            transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
+            transforms.ToTensor(),
+        ]
+    )
 
 
 def normalize_imagenet(x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +139,9 @@ def squeezenet_state_dict(weights_dir: Path) -> dict[str, torch.Tensor]:
 
 def build_squeezenet1_1(weights_path: str | None = None) -> nn.Module:
     model = torchvision.models.squeezenet1_1(weights=None)
-    weights_dir = Path(weights_path) if weights_path else data.embedded("weights/squeezenet1_1") / "weights"
+    weights_dir = (
+        Path(weights_path) if weights_path else data.fetch_group("weights/squeezenet1_1") / "weights"
+    )
     model.load_state_dict(squeezenet_state_dict(weights_dir))
     return model
 
@@ -152,24 +156,35 @@ class Conv2dSame(nn.Conv2d):
             total = max((-(-size // s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         if pads[0] == pads[1] and pads[2] == pads[3]:  # symmetric: let the convolution pad (no copy)
-            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), self.dilation, self.groups)
+            return F.conv2d(
+                x, self.weight, self.bias, self.stride, (pads[2], pads[0]), self.dilation, self.groups
+            )
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 class TFJSClassifierNet(nn.Module):
     """A Keras/TF.js sequential image classifier rebuilt in PyTorch: ``features`` (named after
-    the Keras layers) -> global average pool -> ``classifier`` (Linear)."""
+    the Keras layers) -> global average pool -> ``classifier`` (Linear). Output ``c`` of the
+    network is row ``c`` of the classifier, so explainers that read the classifier's weights
+    (CAM, class-sliced Grad-CAM) index the right class."""
 
-    def __init__(self, features: nn.Sequential, classifier: nn.Linear, drop_first_class: bool):
+    def __init__(self, features: nn.Sequential, classifier: nn.Linear):
         super().__init__()
         self.features = features
         self.classifier = classifier
-        self.drop_first_class = drop_first_class
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.features(x).mean(dim=(2, 3))
-        logits = self.classifier(pooled)
-        return logits[:, 1:] if self.drop_first_class else logits
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+def without_background_class(classifier: nn.Linear) -> nn.Linear:
+    """A 1001-way TF classifier (output 0 = "background") as the 1,000-way ILSVRC classifier:
+    the same layer without its first row, so output ``c`` is ILSVRC class ``c`` both in the
+    logits and in ``classifier.weight[c]``."""
+    trimmed = nn.Linear(classifier.in_features, classifier.out_features - 1)
+    trimmed.weight.data = classifier.weight.data[1:].clone()
+    trimmed.bias.data = classifier.bias.data[1:].clone()
+    return trimmed
 
 
 def _read_tfjs_weights(folder: Path, manifest: list[dict]) -> dict[str, np.ndarray]:
@@ -179,24 +194,33 @@ def _read_tfjs_weights(folder: Path, manifest: list[dict]) -> dict[str, np.ndarr
         offset = 0
         for spec in group["weights"]:
             if spec["dtype"] != "float32":
-                raise data.DataFileError(f"{folder}: weight {spec['name']} is {spec['dtype']}, expected float32")
+                raise data.DataFileError(
+                    f"{folder}: weight {spec['name']} is {spec['dtype']}, expected float32"
+                )
             count = int(np.prod(spec["shape"]))
             weights[spec["name"]] = np.frombuffer(raw, "<f4", count, offset).reshape(spec["shape"])
             offset += 4 * count
         if offset != len(raw):
-            raise data.DataFileError(f"{folder}: shard(s) {group['paths']} hold {len(raw)} bytes, manifest needs {offset}")
+            raise data.DataFileError(
+                f"{folder}: shard(s) {group['paths']} hold {len(raw)} bytes, manifest needs {offset}"
+            )
     return weights
+
+
+def _tensor(array) -> torch.Tensor:
+    """A writable float32 copy of a (read-only, memory-mapped) weight array."""
+    return torch.from_numpy(np.array(array, dtype=np.float32))
 
 
 def build_tfjs_classifier(folder: Path) -> TFJSClassifierNet:
     """Build a TF.js layers model (``model.json`` + float32 shards) as a PyTorch module, with no
     TensorFlow dependency: Conv2D/DepthwiseConv2D with "same" padding, BatchNormalization (its
     own epsilon), ReLU6, GlobalAveragePooling2D, and the final 1x1 ``conv_preds`` as Linear. A
-    1001-way output (index 0 = background) is cut to the 1,000 ILSVRC classes."""
+    1001-way output (index 0 = background) is cut to the 1,000 ILSVRC classes
+    (:func:`without_background_class`)."""
     spec = json.loads((folder / "model.json").read_text())
     layers = spec["modelTopology"]["model_config"]["config"]["layers"]
     w = _read_tfjs_weights(folder, spec["weightsManifest"])
-    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731  (a writable copy)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     channels = layers[0]["config"]["batch_input_shape"][-1]
     classifier = None
@@ -209,33 +233,37 @@ def build_tfjs_classifier(folder: Path) -> TFJSClassifierNet:
         elif kind in ("Conv2D", "DepthwiseConv2D") and pooled:
             kernel = w[f"{name}/kernel"]  # (1, 1, in, out)
             classifier = nn.Linear(kernel.shape[2], kernel.shape[3])
-            classifier.weight.data = t(kernel[0, 0].T)
-            classifier.bias.data = t(w[f"{name}/bias"])
+            classifier.weight.data = _tensor(kernel[0, 0].T)
+            classifier.bias.data = _tensor(w[f"{name}/bias"])
         elif kind == "Conv2D":
             if cfg["padding"] != "same":
                 raise data.DataFileError(f"{folder}: layer {name} padding {cfg['padding']!r} unsupported")
             kernel = w[f"{name}/kernel"]  # (kh, kw, in, out)
-            conv = Conv2dSame(channels, cfg["filters"], cfg["kernel_size"], cfg["strides"], bias=cfg["use_bias"])
-            conv.weight.data = t(kernel.transpose(3, 2, 0, 1))
+            conv = Conv2dSame(
+                channels, cfg["filters"], cfg["kernel_size"], cfg["strides"], bias=cfg["use_bias"]
+            )
+            conv.weight.data = _tensor(kernel.transpose(3, 2, 0, 1))
             if cfg["use_bias"]:
-                conv.bias.data = t(w[f"{name}/bias"])
+                conv.bias.data = _tensor(w[f"{name}/bias"])
             modules[name] = conv
             channels = cfg["filters"]
         elif kind == "DepthwiseConv2D":
             kernel = w[f"{name}/depthwise_kernel"]  # (kh, kw, in, multiplier)
             out = channels * cfg["depth_multiplier"]
-            conv = Conv2dSame(channels, out, cfg["kernel_size"], cfg["strides"], groups=channels, bias=cfg["use_bias"])
-            conv.weight.data = t(kernel.transpose(2, 3, 0, 1).reshape(out, 1, *kernel.shape[:2]))
+            conv = Conv2dSame(
+                channels, out, cfg["kernel_size"], cfg["strides"], groups=channels, bias=cfg["use_bias"]
+            )
+            conv.weight.data = _tensor(kernel.transpose(2, 3, 0, 1).reshape(out, 1, *kernel.shape[:2]))
             if cfg["use_bias"]:
-                conv.bias.data = t(w[f"{name}/depthwise_bias"])
+                conv.bias.data = _tensor(w[f"{name}/depthwise_bias"])
             modules[name] = conv
             channels = out
         elif kind == "BatchNormalization":
             bn = nn.BatchNorm2d(channels, eps=cfg["epsilon"])
-            bn.weight.data = t(w[f"{name}/gamma"])
-            bn.bias.data = t(w[f"{name}/beta"])
-            bn.running_mean.data = t(w[f"{name}/moving_mean"])
-            bn.running_var.data = t(w[f"{name}/moving_variance"])
+            bn.weight.data = _tensor(w[f"{name}/gamma"])
+            bn.bias.data = _tensor(w[f"{name}/beta"])
+            bn.running_mean.data = _tensor(w[f"{name}/moving_mean"])
+            bn.running_var.data = _tensor(w[f"{name}/moving_variance"])
             modules[name] = bn
         elif kind == "Activation" and cfg["activation"] == "relu6":
             modules[name] = nn.ReLU6()
@@ -247,11 +275,13 @@ def build_tfjs_classifier(folder: Path) -> TFJSClassifierNet:
             raise data.DataFileError(f"{folder}/model.json: layer {name} of type {kind} is not supported")
     if classifier is None:
         raise data.DataFileError(f"{folder}/model.json: no classifier layer after global pooling")
-    return TFJSClassifierNet(nn.Sequential(modules), classifier, drop_first_class=classifier.out_features == 1001)
+    if classifier.out_features == 1001:
+        classifier = without_background_class(classifier)
+    return TFJSClassifierNet(nn.Sequential(modules), classifier)
 
 
 def build_mobilenet_v1_075(weights_path: str | None = None) -> nn.Module:
-    folder = Path(weights_path) if weights_path else data.embedded("weights/mobilenet_v1_0.75_224")
+    folder = Path(weights_path) if weights_path else data.fetch_group("weights/mobilenet_v1_0.75_224")
     return build_tfjs_classifier(folder)
 
 
@@ -265,13 +295,7 @@ _DENSENET_LEGACY_KEY = re.compile(
 
 
 def _load_weights_file(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsUnavailableError(f"weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 -- any unpickling failure is a bad weights file
-        raise WeightsUnavailableError(f"weights file {path} cannot be read as a state dict: {err}") from err
+    state = data.read_weights_file(path)
     if not isinstance(state, dict):
         raise WeightsUnavailableError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
     return state
@@ -313,8 +337,11 @@ def _torchvision_builder(name: str):
     table = {
         "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, {}),
         "alexnet": (tvm.alexnet, tvm.AlexNet_Weights.IMAGENET1K_V1, {}),
-        "googlenet": (tvm.googlenet, tvm.GoogLeNet_Weights.IMAGENET1K_V1,
-                      {"aux_logits": True, "transform_input": True, "init_weights": False}),
+        "googlenet": (
+            tvm.googlenet,
+            tvm.GoogLeNet_Weights.IMAGENET1K_V1,
+            {"aux_logits": True, "transform_input": True, "init_weights": False},
+        ),
         "resnet50": (tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V1, {}),
         "densenet121": (tvm.densenet121, tvm.DenseNet121_Weights.IMAGENET1K_V1, {}),
     }
@@ -355,16 +382,13 @@ def build_chexnet(weights_path: str | None = None) -> nn.Module:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             xrv.utils.download(info["weights_url"], str(path))
-        except Exception as err:  # noqa: BLE001 -- requests/urllib/OS errors alike
+        except Exception as err:  # requests, urllib and OS errors alike
             raise WeightsUnavailableError(
                 f"chexnet: torchxrayvision weights are not cached and cannot be downloaded ({err}). "
                 f"Put the file {path.name} (from {info['weights_url']}) at {path}, "
                 f"or pass weights_path= a local copy."
             ) from err
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001
-        raise WeightsUnavailableError(f"chexnet: cannot read weights file {path}: {err}") from err
+    saved = data.read_weights_file(path, "chexnet weights file", weights_only=False)  # a pickled module
     state = saved.state_dict() if isinstance(saved, nn.Module) else saved
     model = xrv.models.DenseNet(weights=None, num_classes=len(info["labels"]))
     model = _load_checked(model, state, "chexnet")
@@ -380,7 +404,7 @@ def chexnet_class_names() -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Stand-ins trained here (Tasks 5 and 7): architectures; training in gradcam_core.training
+# Stand-ins trained here (Tasks 5 and 7): architectures and checkpoints in gradcam_core.standins
 # --------------------------------------------------------------------------------------------
 
 
@@ -391,91 +415,33 @@ def scores_avgpool(z: torch.Tensor) -> torch.Tensor:
 
 
 def no_normalization(x: torch.Tensor) -> torch.Tensor:
-    """For networks that standardise their [0, 1] input themselves (:class:`Standardize`)."""
+    """For networks that standardise their [0, 1] input themselves
+    (:class:`gradcam_core.standins.Standardize`)."""
     return x
 
 
-class Standardize(nn.Module):
-    """``(x - mean) / std`` per channel inside the network, so the network takes [0, 1] pixels
-    (occlusion and attribution baselines then live in pixel space: 0 is black)."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+def imagenet_squeezenet_features() -> dict[str, torch.Tensor]:
+    """The embedded ImageNet SqueezeNet 1.1's ``features`` weights (keys without the
+    ``features.`` prefix): where the X-ray stand-in's fine-tuning starts."""
+    state = squeezenet_state_dict(data.fetch_group("weights/squeezenet1_1") / "weights")
+    return {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
 
 
-class SmallCNN(nn.Module):
-    """A small all-convolutional classifier for MNIST / CIFAR-10: ``blocks`` of
-    (3x3 conv, BatchNorm, ReLU) x ``convs_per_block`` each followed by 2x2 max-pooling except
-    the last, then global average pooling and one linear layer (so Grad-CAM at ``features``'
-    last ReLU is also CAM, paper Sec. 3.1). Takes [0, 1] pixels."""
+def _checkpoint_builder(name: str):
+    """Build the stand-in ``name`` from a checkpoint: ``weights_path``, or the cached checkpoint
+    of its default configuration (:func:`gradcam_core.training.load_standin` trains it first)."""
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...], mean, std, num_classes: int = 10,
-                 convs_per_block: int = 2):
-        super().__init__()
-        layers: list[nn.Module] = [Standardize(mean, std)]
-        channels = in_channels
-        for i, width in enumerate(widths):
-            for _ in range(convs_per_block):
-                layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-                channels = width
-            if i < len(widths) - 1:
-                layers.append(nn.MaxPool2d(2))
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels, num_classes)
-
-    @property
-    def target_layer(self) -> str:
-        return f"features.{len(self.features) - 1}"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self.features(x)).flatten(1))
-
-
-def mnist_cnn() -> SmallCNN:
-    """MNIST stand-in: widths 16, 32, 64 at 28, 14, 7 px; Grad-CAM at 7 x 7."""
-    return SmallCNN(1, (16, 32, 64), (0.1307,), (0.3081,), convs_per_block=1)
-
-
-def cifar10_cnn() -> SmallCNN:
-    """CIFAR-10 stand-in: widths 32, 64, 128 at 32, 16, 8 px, two convs per block; Grad-CAM at
-    8 x 8."""
-    return SmallCNN(3, (32, 64, 128), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
-
-
-def squeezenet_multilabel(num_classes: int, imagenet_weights: bool = True) -> nn.Module:
-    """SqueezeNet 1.1 with a fresh ``num_classes`` 1x1-conv classifier and no final ReLU (its
-    scores are averaged logits, :func:`scores_avgpool`), started from the embedded ImageNet
-    weights for fine-tuning."""
-    model = build_squeezenet1_1() if imagenet_weights else torchvision.models.squeezenet1_1(weights=None)
-    model.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(512, num_classes, 1), nn.AdaptiveAvgPool2d(1),
-                                     nn.Flatten(1))
-    return model
-
-
-def standin_architecture(name: str, imagenet_weights: bool = False) -> nn.Module:
-    """The untrained network of a stand-in (``imagenet_weights``: the X-ray stand-in starts
-    from the embedded ImageNet SqueezeNet, as training does)."""
-    if name == "mnist-cnn":
-        return mnist_cnn()
-    if name == "cifar10-cnn":
-        return cifar10_cnn()
-    if name == "squeezenet1_1-cxr":
-        return squeezenet_multilabel(len(data.NIH_FINDINGS), imagenet_weights)
-    raise ValueError(f"no stand-in architecture {name!r}; known: mnist-cnn, cifar10-cnn, squeezenet1_1-cxr")
-
-
-def _trained_builder(name: str):
     def build(weights_path: str | None = None) -> nn.Module:
-        from . import training  # training builds models: import here to avoid a cycle
-
-        path = Path(weights_path) if weights_path else training.train_or_load(training.DEFAULT_CONFIGS[name]).path
-        return _load_checked(standin_architecture(name), training.read_checkpoint(path)["state_dict"], name)
+        if weights_path:
+            path = Path(weights_path)
+        else:
+            path = standins.checkpoint_path(standins.default_config(name))
+            if not path.is_file():
+                raise WeightsUnavailableError(
+                    f"{name}: no trained checkpoint at {path}; train it first with "
+                    f"gradcam_core.training.load_standin({name!r}), or pass weights_path="
+                )
+        return _load_checked(standins.architecture(name), standins.read_checkpoint(path)["state_dict"], name)
 
     return build
 
@@ -491,20 +457,26 @@ def _digits() -> list[str]:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything the report needs to know about one model."""
+    """Everything the report needs to know about one model. The defaults are an ImageNet
+    classifier taking 224 px RGB with torchvision's normalisation, its logits the class scores."""
 
     name: str
     description: str
     build: Callable[[str | None], nn.Module]
-    pixels: Callable[[Image.Image], torch.Tensor]  # image -> [0, 1] tensor at the input size
-    normalize: Callable[[torch.Tensor], torch.Tensor]  # [0, 1] pixels -> the network's input
-    target_layer: str
-    classifier: str
-    class_scores: Callable[[torch.Tensor], torch.Tensor]
-    class_names: Callable[[], list[str]]
-    embedded: bool
+    target_layer: str  # the Grad-CAM layer: the last convolutional feature map (paper Sec. 3)
+    classifier: str  # the last layer, mapping features to class scores
+    class_scores: Callable[[torch.Tensor], torch.Tensor] = scores_identity  # after the classifier
+    normalize: Callable[[torch.Tensor], torch.Tensor] = normalize_imagenet  # [0, 1] pixels -> input
+    class_names: Callable[[], list[str]] = data.imagenet_class_names
+    embedded: bool = False  # weights in the embedded data (else downloaded, or trained here)
     cam_compatible: bool = False  # target layer -> global average pooling -> classifier only
     input_size: int = 224
+    grayscale: bool = False  # one input channel
+
+    @cached_property
+    def pixels(self) -> Callable[[Image.Image], torch.Tensor]:
+        """PIL image -> [0, 1] tensor at the input size."""
+        return to_pixels(self.input_size, self.grayscale)
 
     @property
     def transform(self) -> Preprocess:
@@ -520,60 +492,101 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-register(ModelSpec(
-    "squeezenet1_1", "SqueezeNet 1.1, ImageNet (ONNX-zoo weights, embedded)",
-    build_squeezenet1_1, to_pixels(), normalize_imagenet, "features.12", "classifier.1",
-    scores_relu_avgpool, data.imagenet_class_names, embedded=True, cam_compatible=True,
-))
-register(ModelSpec(
-    "mobilenet_v1_0.75", "MobileNet v1 0.75 224, ImageNet (Google's TF.js weights, embedded)",
-    build_mobilenet_v1_075, to_pixels(), normalize_symmetric, "features.conv_pw_13_relu", "classifier",
-    scores_identity, data.imagenet_class_names, embedded=True, cam_compatible=True,
-))
-for _name, _layer, _clf, _desc, _cam in (
-    ("vgg16", "features.29", "classifier.6", "VGG-16", False),
-    ("alexnet", "features.11", "classifier.6", "AlexNet", False),
-    ("googlenet", "inception5b", "fc", "GoogLeNet (Inception v1)", True),
-    ("resnet50", "layer4", "fc", "ResNet-50", True),
-    ("densenet121", "features.norm5", "classifier", "DenseNet-121", False),
-):
-    register(ModelSpec(
-        _name, f"{_desc}, torchvision ImageNet weights (downloaded on first use)",
-        _torchvision_builder(_name), to_pixels(), normalize_imagenet, _layer, _clf, scores_identity,
-        data.imagenet_class_names, embedded=False, cam_compatible=_cam,
-    ))
-register(ModelSpec(
-    "chexnet", "DenseNet-121 on NIH ChestX-ray14, torchxrayvision 'densenet121-res224-nih'",
-    build_chexnet, to_pixels(grayscale=True), normalize_xray, "features.norm5", "classifier", scores_identity,
-    chexnet_class_names, embedded=False,
-))
+def _torchvision_spec(
+    name: str, layer: str, classifier: str, description: str, cam_compatible: bool
+) -> ModelSpec:
+    description = f"{description}, torchvision ImageNet weights (downloaded on first use)"
+    return ModelSpec(
+        name, description, _torchvision_builder(name), layer, classifier, cam_compatible=cam_compatible
+    )
 
-# Stand-ins trained here, reproducibly (checkpoints cached by configuration hash): no weights for
-# these tasks' real models can be downloaded where the report is built.
-register(ModelSpec(
-    "squeezenet1_1-cxr", "STAND-IN: embedded ImageNet SqueezeNet 1.1 fine-tuned here, multi-label over the 14 "
-    "NIH findings, on the 609 embedded X-rays without boxes",
-    _trained_builder("squeezenet1_1-cxr"),
-    to_pixels(), normalize_imagenet, "features.12", "classifier.1", scores_avgpool,
-    lambda: list(data.NIH_FINDINGS), embedded=True, cam_compatible=True,
-))
-register(ModelSpec(
-    "mnist-cnn", "STAND-IN: small CNN trained here on 8,000 of the 10,000 embedded MNIST test digits",
-    _trained_builder("mnist-cnn"), to_pixels(28, grayscale=True), no_normalization, "features.11",
-    "classifier", scores_identity, _digits, embedded=True, cam_compatible=True, input_size=28,
-))
-register(ModelSpec(
-    "cifar10-cnn", "STAND-IN: small CNN trained here on the 20,000 embedded CIFAR-10 training images",
-    _trained_builder("cifar10-cnn"), to_pixels(32), no_normalization, "features.20", "classifier",
-    scores_identity, lambda: list(data.CIFAR10_CLASSES), embedded=True, cam_compatible=True, input_size=32,
-))
+
+_STANDIN = "STAND-IN: embedded ImageNet SqueezeNet 1.1 fine-tuned here"
+for _spec in (
+    ModelSpec(
+        "squeezenet1_1",
+        "SqueezeNet 1.1, ImageNet (ONNX-zoo weights, embedded)",
+        build_squeezenet1_1,
+        "features.12",
+        "classifier.1",
+        scores_relu_avgpool,
+        embedded=True,
+        cam_compatible=True,
+    ),
+    ModelSpec(
+        "mobilenet_v1_0.75",
+        "MobileNet v1 0.75 224, ImageNet (Google's TF.js weights, embedded)",
+        build_mobilenet_v1_075,
+        "features.conv_pw_13_relu",
+        "classifier",
+        normalize=normalize_symmetric,
+        embedded=True,
+        cam_compatible=True,
+    ),
+    _torchvision_spec("vgg16", "features.29", "classifier.6", "VGG-16", False),
+    _torchvision_spec("alexnet", "features.11", "classifier.6", "AlexNet", False),
+    _torchvision_spec("googlenet", "inception5b", "fc", "GoogLeNet (Inception v1)", True),
+    _torchvision_spec("resnet50", "layer4", "fc", "ResNet-50", True),
+    _torchvision_spec("densenet121", "features.norm5", "classifier", "DenseNet-121", False),
+    ModelSpec(
+        "chexnet",
+        "DenseNet-121 on NIH ChestX-ray14, torchxrayvision 'densenet121-res224-nih'",
+        build_chexnet,
+        "features.norm5",
+        "classifier",
+        normalize=normalize_xray,
+        class_names=chexnet_class_names,
+        grayscale=True,
+    ),
+    # Stand-ins trained here, reproducibly (checkpoints cached by configuration hash): no weights
+    # for these tasks' real models can be downloaded where the report is built.
+    ModelSpec(
+        "squeezenet1_1-cxr",
+        f"{_STANDIN}, multi-label over the 14 NIH findings, on the 609 embedded X-rays without boxes",
+        _checkpoint_builder("squeezenet1_1-cxr"),
+        "features.12",
+        "classifier.1",
+        scores_avgpool,
+        class_names=lambda: list(data.NIH_FINDINGS),
+        embedded=True,
+        cam_compatible=True,
+    ),
+    ModelSpec(
+        "mnist-cnn",
+        "STAND-IN: small CNN trained here on 8,000 of the 10,000 embedded MNIST test digits",
+        _checkpoint_builder("mnist-cnn"),
+        "features.11",
+        "classifier",
+        normalize=no_normalization,
+        class_names=_digits,
+        embedded=True,
+        cam_compatible=True,
+        input_size=28,
+        grayscale=True,
+    ),
+    ModelSpec(
+        "cifar10-cnn",
+        "STAND-IN: small CNN trained here on the 20,000 embedded CIFAR-10 training images",
+        _checkpoint_builder("cifar10-cnn"),
+        "features.20",
+        "classifier",
+        normalize=no_normalization,
+        class_names=lambda: list(data.CIFAR10_CLASSES),
+        embedded=True,
+        cam_compatible=True,
+        input_size=32,
+    ),
+):
+    register(_spec)
 
 
 def get_spec(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}") from None
+        raise UnknownModelError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}"
+        ) from None
 
 
 @dataclass
@@ -647,13 +660,11 @@ def prepare(module: nn.Module, device: torch.device) -> nn.Module:
     return module
 
 
-def load_model(name: str, weights_path: str | None = None, device: str | torch.device = "auto") -> LoadedModel:
+def load_model(
+    name: str, weights_path: str | None = None, device: str | torch.device = "auto"
+) -> LoadedModel:
     """Build ``name`` from the registry with its weights, ready for explanation."""
     spec = get_spec(name)
     device = resolve_device(device)
     module = prepare(spec.build(weights_path), device)
     return LoadedModel(spec, module, spec.class_names(), device)
-
-
-def available_models(embedded_only: bool = False) -> list[str]:
-    return [n for n, s in REGISTRY.items() if s.embedded or not embedded_only]

@@ -19,7 +19,6 @@ parameter.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -29,13 +28,16 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from . import data, experiments
-from .report import write_table, write_text
+from . import cli, data
+from .models import load_model
+from .results import write_table, write_text
+from .tasks import localization, occlusion, pointing
+from .tasks.common import PRECISIONS
 
 TASKS = {
-    "localization": experiments.run_localization,
-    "pointing": experiments.run_pointing_game,
-    "occlusion": experiments.run_occlusion_correlation,
+    "localization": localization.run_localization,
+    "pointing": pointing.run_pointing_game,
+    "occlusion": occlusion.run_occlusion_correlation,
 }
 
 
@@ -67,15 +69,34 @@ def shard_folder(out_dir: str | Path, shard_index: int, num_shards: int) -> Path
     return Path(out_dir) / f"shard-{shard_index:04d}-of-{num_shards:04d}"
 
 
-def _plan(task: str, model_name: str, records, shard_index: int, num_shards: int, chunk_size: int, options: dict) -> dict:
+def _plan(
+    task: str, model_name: str, records, shard_index: int, num_shards: int, chunk_size: int, options: dict
+) -> dict:
     names = "\n".join(Path(str(r.path)).name for r in records)
-    return {"task": task, "model": model_name, "records": len(records),
-            "records_sha256": hashlib.sha256(names.encode()).hexdigest(), "shard_index": shard_index,
-            "num_shards": num_shards, "chunk_size": chunk_size, "options": options}
+    return {
+        "task": task,
+        "model": model_name,
+        "records": len(records),
+        "records_sha256": hashlib.sha256(names.encode()).hexdigest(),
+        "shard_index": shard_index,
+        "num_shards": num_shards,
+        "chunk_size": chunk_size,
+        "options": options,
+    }
 
 
-def run_shard(task: str, model, records, out_dir: str | Path, *, shard_index: int = 0, num_shards: int = 1,
-              chunk_size: int = 256, progress: bool = True, **options) -> ShardRun:
+def run_shard(
+    task: str,
+    model,
+    records,
+    out_dir: str | Path,
+    *,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    chunk_size: int = 256,
+    progress: bool = True,
+    **options,
+) -> ShardRun:
     """Run ``task`` (a key of :data:`TASKS`) on shard ``shard_index`` of ``records``, chunk by
     chunk, skipping chunks already written (resume). ``options`` go to the task function and are
     recorded; resuming with other options, records or chunk size is refused."""
@@ -83,28 +104,43 @@ def run_shard(task: str, model, records, out_dir: str | Path, *, shard_index: in
         raise ShardError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ShardError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    if task == "localization" and "backprop" in options.get("methods", experiments.LOCALIZATION_METHODS) \
-            and options.get("backprop_images", None) is not None:
-        raise ShardError("backprop_images limits the first images of one run; in a sharded run pass "
-                         "backprop_images=None or leave 'backprop' out of methods")
+    if (
+        task == "localization"
+        and "backprop" in options.get("methods", localization.METHODS_AND_BASELINES)
+        and options.get("backprop_images") is not None
+    ):
+        raise ShardError(
+            "backprop_images limits the first images of one run; in a sharded run pass "
+            "backprop_images=None or leave 'backprop' out of methods"
+        )
     positions = shard_positions(len(records), shard_index, num_shards)
     folder = shard_folder(out_dir, shard_index, num_shards)
     folder.mkdir(parents=True, exist_ok=True)
-    plan = _plan(task, model.name, records, shard_index, num_shards, chunk_size, json.loads(json.dumps(options)))
+    plan = _plan(
+        task, model.name, records, shard_index, num_shards, chunk_size, json.loads(json.dumps(options))
+    )
     plan_file = folder / "plan.json"
     if plan_file.is_file():
         previous = json.loads(plan_file.read_text())
         if previous != plan:
             changed = sorted(k for k in plan if plan[k] != previous.get(k))
-            raise ShardError(f"{folder} holds results of a different run (differs in: {', '.join(changed)}); "
-                             f"use another output folder or delete it")
+            raise ShardError(
+                f"{folder} holds results of a different run (differs in: {', '.join(changed)}); "
+                f"use another output folder or delete it"
+            )
     else:
         write_text(json.dumps(plan, indent=2, sort_keys=True), plan_file)
-    chunks = [positions[i:i + chunk_size] for i in range(0, len(positions), chunk_size)]
+    chunks = [positions[i : i + chunk_size] for i in range(0, len(positions), chunk_size)]
     done_before = sum((folder / f"chunk-{k:06d}.csv").is_file() for k in range(len(chunks)))
     ran, skipped = 0, []
-    for k, chunk in enumerate(tqdm(chunks, desc=f"{task} {model.name} shard {shard_index}/{num_shards}",
-                                   disable=not progress, unit="chunk")):
+    for k, chunk in enumerate(
+        tqdm(
+            chunks,
+            desc=f"{task} {model.name} shard {shard_index}/{num_shards}",
+            disable=not progress,
+            unit="chunk",
+        )
+    ):
         chunk_file = folder / f"chunk-{k:06d}.csv"
         if chunk_file.is_file():
             continue
@@ -146,7 +182,9 @@ def merge(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         expected = (len(positions) + plan["chunk_size"] - 1) // plan["chunk_size"]
         files = sorted(folder.glob("chunk-*[0-9].csv"))
         if len(files) != expected:
-            raise ShardError(f"{folder}: {len(files)} of {expected} chunks done; run that shard again to finish it")
+            raise ShardError(
+                f"{folder}: {len(files)} of {expected} chunks done; run that shard again to finish it"
+            )
         for file in files:
             tables.append(pd.read_csv(file))
             skipped.append(pd.read_csv(file.with_name(file.stem + ".skipped.csv")))
@@ -161,15 +199,14 @@ def merge(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def main(argv=None) -> int:
-    from .models import load_model
-
-    parser = argparse.ArgumentParser(prog="python -m gradcam_core.runner", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = cli.command_parser("gradcam_core.runner", __doc__)
     run = commands.add_parser("run", help="run one shard of a task (resumes where it stopped)")
     run.add_argument("task", choices=sorted(TASKS))
     run.add_argument("--model", required=True)
     run.add_argument("--weights-path", default=None)
-    run.add_argument("--data-source", default="embedded", help="'embedded' or a folder of ILSVRC2012_val_*.JPEG")
+    run.add_argument(
+        "--data-source", default="embedded", help="'embedded' or a folder of ILSVRC2012_val_*.JPEG"
+    )
     run.add_argument("--n-images", type=int, default=None)
     run.add_argument("--out", required=True)
     run.add_argument("--shard-index", type=int, default=0)
@@ -179,38 +216,57 @@ def main(argv=None) -> int:
     run.add_argument("--num-workers", type=int, default=0)
     run.add_argument("--box-workers", type=int, default=0, help="localisation: threads extracting boxes")
     run.add_argument("--device", default="auto")
-    run.add_argument("--precision", choices=sorted(experiments.PRECISIONS), default="fp32")
-    run.add_argument("--thresholds", default="0.05,0.1,0.15,0.2,0.3,0.4,0.5",
-                     help="localisation: comma-separated binarisation thresholds (Task 1's sweep)")
+    run.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
+    run.add_argument(
+        "--thresholds",
+        default="0.05,0.1,0.15,0.2,0.3,0.4,0.5",
+        help="localisation: comma-separated binarisation thresholds (Task 1's sweep)",
+    )
     merge_cmd = commands.add_parser("merge", help="join finished shards into one per-image CSV")
     merge_cmd.add_argument("out_dir")
     merge_cmd.add_argument("--out", required=True, help="merged per-image CSV")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "merge":
-            table, bad = merge(args.out_dir)
-            write_table(table, args.out)
-            write_table(bad, Path(args.out).with_name(Path(args.out).stem + "_skipped.csv"))
-            print(f"{len(table)} rows, {len(bad)} skipped images -> {args.out}")
-            return 0
-        records = data.load_ilsvrc_val(None if args.data_source == "embedded" else args.data_source,
-                                       n_images=args.n_images)
-        model = load_model(args.model, weights_path=args.weights_path, device=args.device)
-        options = {"batch_size": args.batch_size, "num_workers": args.num_workers}
-        if args.task == "localization":
-            methods = ["grad-cam", "full-image", "centre-box"] + (["cam"] if model.spec.cam_compatible else [])
-            options.update(backprop_images=None, methods=methods, precision=args.precision, box_workers=args.box_workers,
-                           thresholds=[float(t) for t in args.thresholds.split(",")])
-        elif args.task == "pointing":
-            options.update(precision=args.precision)
-        result = run_shard(args.task, model, records, args.out, shard_index=args.shard_index,
-                           num_shards=args.num_shards, chunk_size=args.chunk_size, **options)
-        print(f"{result.folder}: {result.chunks_run} chunks run, {result.chunks_done_before} already done, "
-              f"{result.chunks_total} in all; {len(result.skipped)} unreadable images skipped")
+    return cli.run(lambda: _command(args), (ShardError, data.DataFileError))
+
+
+def _command(args) -> int:
+    if args.command == "merge":
+        table, bad = merge(args.out_dir)
+        write_table(table, args.out)
+        write_table(bad, Path(args.out).with_name(Path(args.out).stem + "_skipped.csv"))
+        print(f"{len(table)} rows, {len(bad)} skipped images -> {args.out}")
         return 0
-    except (ShardError, data.DataFileError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    records = data.load_ilsvrc_val(
+        None if args.data_source == "embedded" else args.data_source, n_images=args.n_images
+    )
+    model = load_model(args.model, weights_path=args.weights_path, device=args.device)
+    options = {"batch_size": args.batch_size, "num_workers": args.num_workers}
+    if args.task == "localization":
+        methods = ["grad-cam", "full-image", "centre-box"] + (["cam"] if model.spec.cam_compatible else [])
+        options.update(
+            backprop_images=None,
+            methods=methods,
+            precision=args.precision,
+            box_workers=args.box_workers,
+            thresholds=[float(t) for t in args.thresholds.split(",")],
+        )
+    elif args.task == "pointing":
+        options.update(precision=args.precision)
+    result = run_shard(
+        args.task,
+        model,
+        records,
+        args.out,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+        chunk_size=args.chunk_size,
+        **options,
+    )
+    print(
+        f"{result.folder}: {result.chunks_run} chunks run, {result.chunks_done_before} already done, "
+        f"{result.chunks_total} in all; {len(result.skipped)} unreadable images skipped"
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,20 +1,18 @@
-"""Task 4: the trust user study of paper Sec. 5.2 — stimuli, a web survey that stores ratings,
-and the analysis of the ratings.
+"""The survey of Task 4 (the trust user study of paper Sec. 5.2): the study folder it serves,
+the web app that stores ratings, their export, and the responses file it writes.
 
 The paper showed people the explanations of two models (VGG-16 and AlexNet) for an image both
 classify correctly and asked which model is more trustworthy, on a -2..+2 scale. Here:
 
-- :func:`make_stimuli` writes a self-contained study folder: for each chosen image and method
-  the two models' explanations as PNGs, left/right randomised with a seed, and ``stimuli.csv``
-  recording which model is on which side.
+- a study folder (written by :func:`gradcam_core.tasks.user_study.make_stimuli`) holds, for each
+  chosen image and method, the two models' explanations as PNGs, left/right randomised with a
+  seed, ``stimuli.csv`` recording which model is on which side, and ``study.json``;
 - ``python -m gradcam_core.study serve STUDY_DIR --db responses.sqlite`` serves the survey
   (Flask): a start page asking for a rater id, one page per stimulus with progress, a thank-you
   page. Ratings go to SQLite in WAL mode, one row per (rater, stimulus), through parameterised
   SQL only; the state lives in the database, so a rater resumes after closing the browser and a
-  restarted server loses nothing. ``export`` writes the ratings to CSV.
-- :func:`trust_summary`, :func:`rater_consistency` and :func:`inter_rater_agreement` analyse a
-  responses CSV, with ratings signed so that positive means "the more accurate model is trusted
-  more".
+  restarted server loses nothing. ``export`` writes the ratings to CSV, which
+  :func:`read_responses` reads back for the analysis (:mod:`gradcam_core.tasks.user_study`).
 
 Rating scale, as the survey shows it: -2 the left model is much more trustworthy, -1 somewhat
 more, 0 equally, +1 the right model somewhat more, +2 much more.
@@ -22,32 +20,50 @@ more, 0 equally, +1 the right model somewhat more, +2 much more.
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import hashlib
 import json
 import random
 import re
 import sqlite3
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from . import cli
+from .results import write_table
+
 RATINGS = (-2, -1, 0, 1, 2)
 RATING_LABELS = {
-    -2: "Left is much more trustworthy", -1: "Left is somewhat more trustworthy", 0: "Equally trustworthy",
-    1: "Right is somewhat more trustworthy", 2: "Right is much more trustworthy",
+    -2: "Left is much more trustworthy",
+    -1: "Left is somewhat more trustworthy",
+    0: "Equally trustworthy",
+    1: "Right is somewhat more trustworthy",
+    2: "Right is much more trustworthy",
 }
-QUESTION = ("Both robots predicted the class below correctly. Judging only from the explanations of what "
-            "they looked at, which robot would you trust more to classify new images?")
+QUESTION = (
+    "Both robots predicted the class below correctly. Judging only from the explanations of what "
+    "they looked at, which robot would you trust more to classify new images?"
+)
 STUDY_METHODS = ("guided-backprop", "guided-grad-cam")
 RATER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MANIFEST = "stimuli.csv"
 STUDY_FILE = "study.json"
-MANIFEST_COLUMNS = ["stimulus", "image", "class_name", "method", "left_model", "right_model", "accurate_side",
-                    "original_file", "left_file", "right_file"]
+MANIFEST_COLUMNS = [
+    "stimulus",
+    "image",
+    "class_name",
+    "method",
+    "left_model",
+    "right_model",
+    "accurate_side",
+    "original_file",
+    "left_file",
+    "right_file",
+]
 
 
 class StudyError(ValueError):
@@ -55,83 +71,8 @@ class StudyError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# Stimuli
+# Study folder
 # --------------------------------------------------------------------------------------------
-
-
-def explanation_image(pixels: np.ndarray) -> np.ndarray:
-    """Guided Backprop / Guided Grad-CAM attributions ``(C, H, W)`` as an RGB uint8 picture, the
-    usual way of showing gradient images (Springenberg et al. 2015; paper Fig. 1): centred on
-    grey, scaled by 0.1 / std, clipped to [0, 1]."""
-    x = np.asarray(pixels, np.float64)
-    x = x - x.mean()
-    std = x.std()
-    x = x / std * 0.1 if std > 0 else x
-    x = np.clip(x + 0.5, 0, 1)
-    return (np.moveaxis(x, 0, -1) * 255).round().astype(np.uint8)
-
-
-def both_correct(models: dict, records, count: int, seed: int = 0, batch_size: int = 64) -> list:
-    """``count`` records that every model in ``models`` classifies right (top-1), drawn by a
-    seeded permutation of those that qualify (the paper's condition for the trust study)."""
-    from .experiments import correctly_classified
-
-    right = [{r.path for r in correctly_classified(model, records, len(records), batch_size)}
-             for model in models.values()]
-    good = [r for r in records if all(r.path in paths for paths in right)]
-    order = np.random.default_rng(seed).permutation(len(good))[:count]
-    return [good[i] for i in sorted(order)]
-
-
-def make_stimuli(accurate, other, records, study_dir: str | Path, *, methods=STUDY_METHODS, n_images: int = 20,
-                 seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Write a study folder for ``n_images`` images both models classify correctly: per image
-    and method, the explanation of ``accurate`` (the more accurate model, in the role of the
-    paper's VGG-16) and of ``other`` (AlexNet's role) for the true class, left/right drawn with
-    ``seed``. Returns the manifest (also written as ``stimuli.csv``, with ``study.json``)."""
-    from PIL import Image
-    from tqdm import tqdm
-
-    from . import data
-    from .methods import GuidedBackprop, GuidedGradCAM
-
-    unknown = set(methods) - set(STUDY_METHODS)
-    if unknown:
-        raise ValueError(f"unknown study method(s) {sorted(unknown)}; known: {', '.join(STUDY_METHODS)}")
-    study_dir = Path(study_dir)
-    (study_dir / "images").mkdir(parents=True, exist_ok=True)
-    chosen = both_correct({"accurate": accurate, "other": other}, records, n_images, seed)
-    rng = random.Random(seed)
-    explainers = {m.name: {"guided-backprop": GuidedBackprop(m), "guided-grad-cam": GuidedGradCAM(m)}
-                  for m in (accurate, other)}
-    rows = []
-    for record in tqdm(chosen, desc="stimuli", disable=not progress, unit="image"):
-        image = data.load_rgb(record.path)
-        original = f"{record.path.stem}.png"
-        image.resize((224, 224), Image.BILINEAR).save(study_dir / "images" / original)
-        for method in methods:
-            stimulus = f"s{len(rows) + 1:03d}"
-            pictures = {}
-            for model in (accurate, other):
-                pixels = explainers[model.name][method].attribute_pixels(model.preprocess([image]), record.label)
-                pictures[model.name] = explanation_image(pixels[0, 0].detach().cpu().numpy())
-            accurate_side = rng.choice(["left", "right"])
-            left, right = (accurate, other) if accurate_side == "left" else (other, accurate)
-            for side, model in (("left", left), ("right", right)):
-                Image.fromarray(pictures[model.name]).save(study_dir / "images" / f"{stimulus}_{side}.png")
-            rows.append({"stimulus": stimulus, "image": record.name, "class_name": record.class_name, "method": method,
-                         "left_model": left.name, "right_model": right.name, "accurate_side": accurate_side,
-                         "original_file": original, "left_file": f"{stimulus}_left.png",
-                         "right_file": f"{stimulus}_right.png"})
-    from .report import write_table, write_text
-
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
-    write_table(manifest, study_dir / MANIFEST)
-    write_text(json.dumps({
-        "question": QUESTION, "ratings": {str(k): v for k, v in RATING_LABELS.items()},
-        "accurate_model": accurate.name, "other_model": other.name, "methods": list(methods), "seed": seed,
-    }, indent=2), study_dir / STUDY_FILE)
-    return manifest
 
 
 def load_study(study_dir: str | Path) -> tuple[dict, pd.DataFrame]:
@@ -139,7 +80,9 @@ def load_study(study_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     study_dir = Path(study_dir)
     for name in (STUDY_FILE, MANIFEST):
         if not (study_dir / name).is_file():
-            raise StudyError(f"{study_dir / name}: missing; is {study_dir} a study folder made by make_stimuli?")
+            raise StudyError(
+                f"{study_dir / name}: missing; is {study_dir} a study folder made by make_stimuli?"
+            )
     try:
         info = json.loads((study_dir / STUDY_FILE).read_text())
     except json.JSONDecodeError as err:
@@ -189,8 +132,15 @@ def store_rating(connection: sqlite3.Connection, rater: str, stimulus: dict, rat
     cursor = connection.execute(
         "INSERT INTO responses (rater, stimulus, method, left_model, right_model, rating, created_utc) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rater, stimulus) DO NOTHING",
-        (rater, stimulus["stimulus"], stimulus["method"], stimulus["left_model"], stimulus["right_model"], rating,
-         datetime.now(timezone.utc).isoformat(timespec="milliseconds")),
+        (
+            rater,
+            stimulus["stimulus"],
+            stimulus["method"],
+            stimulus["left_model"],
+            stimulus["right_model"],
+            rating,
+            datetime.now(UTC).isoformat(timespec="milliseconds"),
+        ),
     )
     return cursor.rowcount == 1
 
@@ -201,15 +151,15 @@ def rated_stimuli(connection: sqlite3.Connection, rater: str) -> set[str]:
 
 def export_responses(db_path: str | Path, out_csv: str | Path) -> int:
     """All ratings to a CSV (written atomically); returns the number of rows."""
-    from .report import write_table
-
     if not Path(db_path).is_file():
         raise StudyError(f"{db_path}: no such responses database")
     connection = connect(db_path)
     try:
         table = pd.read_sql_query(
-            "SELECT rater, stimulus, method, left_model, right_model, rating, created_utc FROM responses ORDER BY id",
-            connection)
+            "SELECT rater, stimulus, method, left_model, right_model, rating, created_utc "
+            "FROM responses ORDER BY id",
+            connection,
+        )
     finally:
         connection.close()
     write_table(table, out_csv)
@@ -250,15 +200,19 @@ more. There are no right answers. You can stop at any time and continue later wi
 
 _RATE = """<p class="progress" id="progress">{{ position }} of {{ total }}</p>
 <h2>Class: <span id="class-name">{{ s.class_name }}</span></h2>
-<figure><img src="{{ url_for('image', name=s.original_file) }}" alt="the photo"><figcaption>The photo</figcaption></figure>
+<figure><img src="{{ url_for('image', name=s.original_file) }}" alt="the photo">
+<figcaption>The photo</figcaption></figure>
 <div class="pair">
-<figure><img id="left" src="{{ url_for('image', name=s.left_file) }}" alt="left explanation"><figcaption>Robot on the left</figcaption></figure>
-<figure><img id="right" src="{{ url_for('image', name=s.right_file) }}" alt="right explanation"><figcaption>Robot on the right</figcaption></figure>
+<figure><img id="left" src="{{ url_for('image', name=s.left_file) }}" alt="left explanation">
+<figcaption>Robot on the left</figcaption></figure>
+<figure><img id="right" src="{{ url_for('image', name=s.right_file) }}" alt="right explanation">
+<figcaption>Robot on the right</figcaption></figure>
 </div>
 <p>{{ question }}</p>
 <form method="post" action="{{ url_for('rate', rater=rater) }}" class="choices">
 <input type="hidden" name="stimulus" value="{{ s.stimulus }}">
-{% for value, label in choices %}<button type="submit" name="rating" value="{{ value }}" id="rating{{ value }}">{{ '%+d' % value if value else '0' }}: {{ label }}</button>{% endfor %}
+{% for value, label in choices %}<button type="submit" name="rating" value="{{ value }}"
+id="rating{{ value }}">{{ '%+d' % value if value else '0' }}: {{ label }}</button>{% endfor %}
 </form>"""
 
 _THANKS = """<h1>Thank you!</h1><p id="done">You rated all {{ total }} pairs, {{ rater }}.</p>"""
@@ -290,7 +244,11 @@ def create_app(study_dir: str | Path, db_path: str | Path):
     @app.errorhandler(405)
     @app.errorhandler(413)
     def error(err):
-        return f"{err.code} {err.name}: {err.description}\n", err.code, {"Content-Type": "text/plain; charset=utf-8"}
+        return (
+            f"{err.code} {err.name}: {err.description}\n",
+            err.code,
+            {"Content-Type": "text/plain; charset=utf-8"},
+        )
 
     @app.get("/")
     def index():
@@ -320,9 +278,16 @@ def create_app(study_dir: str | Path, db_path: str | Path):
         pending = [s for s in rater_order(order, rater) if s not in done]
         if not pending:
             return redirect(url_for("thanks", rater=rater), code=303)
-        return page(f"{len(done) + 1} of {len(order)}", _RATE, s=stimuli[pending[0]], rater=rater,
-                    position=len(done) + 1, total=len(order), question=info.get("question", QUESTION),
-                    choices=[(v, RATING_LABELS[v]) for v in RATINGS])
+        return page(
+            f"{len(done) + 1} of {len(order)}",
+            _RATE,
+            s=stimuli[pending[0]],
+            rater=rater,
+            position=len(done) + 1,
+            total=len(order),
+            question=info.get("question", QUESTION),
+            choices=[(v, RATING_LABELS[v]) for v in RATINGS],
+        )
 
     @app.get("/thanks/<rater>")
     def thanks(rater):
@@ -343,7 +308,7 @@ def make_server(study_dir, db_path, host: str = "127.0.0.1", port: int = 8000):
 
 
 # --------------------------------------------------------------------------------------------
-# Analysis
+# Responses file
 # --------------------------------------------------------------------------------------------
 
 RESPONSE_COLUMNS = ["rater", "stimulus", "method", "left_model", "right_model", "rating"]
@@ -360,82 +325,9 @@ def read_responses(path: str | Path) -> pd.DataFrame:
         raise StudyError(f"{path}: missing column(s) {sorted(missing)}")
     bad = ~table["rating"].isin(RATINGS)
     if bad.any():
-        raise StudyError(f"{path}: rating {table.loc[bad, 'rating'].iloc[0]} outside -2..+2 (row {int(np.flatnonzero(bad)[0]) + 2})")
+        row = int(np.flatnonzero(bad)[0]) + 2  # the header is line 1
+        raise StudyError(f"{path}: rating {table.loc[bad, 'rating'].iloc[0]} outside -2..+2 (row {row})")
     return table
-
-
-def signed_ratings(responses: pd.DataFrame, accurate_model: str) -> pd.DataFrame:
-    """Adds ``signed``: the rating with its sign mapped so that positive means the more
-    accurate model (``accurate_model``) is trusted more (+ is "right" on the survey's scale)."""
-    out = responses.copy()
-    on_right = out["right_model"] == accurate_model
-    on_left = out["left_model"] == accurate_model
-    if not (on_right | on_left).all():
-        raise StudyError(f"some responses compare models without {accurate_model!r}")
-    out["signed"] = np.where(on_right, out["rating"], -out["rating"]).astype(int)
-    return out
-
-
-def trust_summary(signed: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Per method: ratings, raters, mean, std and 95 % bootstrap interval of the signed rating,
-    and the Wilcoxon signed-rank test against 0 (scipy; zero ratings dropped, as Wilcoxon's
-    original procedure does)."""
-    from scipy import stats
-
-    from .metrics import bootstrap_ci
-
-    rows = []
-    for method, group in signed.groupby("method", sort=True):
-        values = group["signed"].to_numpy(np.float64)
-        low, high = bootstrap_ci(values, seed=seed)
-        nonzero = values[values != 0]
-        p_value = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 1 else float("nan")
-        rows.append({"method": method, "ratings": len(values), "raters": group["rater"].nunique(),
-                     "mean": round(float(values.mean()), 3),
-                     "std": round(float(values.std(ddof=1)), 3) if len(values) > 1 else float("nan"),
-                     "95% CI": f"[{low:.3f}, {high:.3f}]", "Wilcoxon p (vs 0)": p_value})
-    return pd.DataFrame(rows)
-
-
-def rater_consistency(signed: pd.DataFrame) -> pd.DataFrame:
-    """Per rater: ratings, mean signed rating, and consistency — the share of the rater's
-    non-zero ratings whose sign agrees with the sign of the rater's mean (1 = always the same
-    direction; NaN when all ratings are 0)."""
-    rows = []
-    for rater, group in signed.groupby("rater", sort=True):
-        values = group["signed"].to_numpy()
-        mean = values.mean()
-        nonzero = values[values != 0]
-        consistency = float((np.sign(nonzero) == np.sign(mean)).mean()) if len(nonzero) and mean != 0 else float("nan")
-        rows.append({"rater": rater, "ratings": len(values), "mean": round(float(mean), 3),
-                     "consistency": round(consistency, 3) if np.isfinite(consistency) else consistency})
-    return pd.DataFrame(rows)
-
-
-def inter_rater_agreement(signed: pd.DataFrame) -> float:
-    """Krippendorff's alpha (ordinal) of the signed ratings, raters x stimuli with missing
-    ratings allowed (the ``krippendorff`` package). NaN when fewer than two raters share a
-    stimulus."""
-    import krippendorff
-
-    matrix = signed.pivot_table(index="rater", columns="stimulus", values="signed", aggfunc="first")
-    if matrix.shape[0] < 2 or (matrix.notna().sum(axis=0) >= 2).sum() == 0:
-        return float("nan")
-    return float(krippendorff.alpha(reliability_data=matrix.to_numpy(np.float64),
-                                    level_of_measurement="ordinal", value_domain=list(RATINGS)))
-
-
-def trust_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
-    """This study's mean signed rating per method beside the paper's (Sec. 5.2) and the seed's."""
-    from .report import load_reference
-
-    paper = {r["method"]: r["value"] for r in load_reference("paper")["user_study"]["trust_score"]}
-    seed = {r["method"]: r["mean"] for r in load_reference("seed")["task4_user_study_trust"]}
-    ours = dict(zip(summary["method"], summary["mean"])) if len(summary) else {}
-    counts = dict(zip(summary["method"], summary["ratings"])) if len(summary) else {}
-    return pd.DataFrame([{"method": m, "this study": ours.get(m, np.nan), "ratings": counts.get(m, 0),
-                          "paper (VGG-16 vs AlexNet, 54 workers)": paper.get(m, np.nan),
-                          "seed": seed.get(m, np.nan)} for m in STUDY_METHODS])
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,33 +336,32 @@ def trust_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradcam_core.study", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = cli.command_parser("gradcam_core.study", __doc__)
     serve = commands.add_parser("serve", help="serve the survey over a study folder")
     serve.add_argument("study_dir")
-    serve.add_argument("--db", default="responses.sqlite", help="SQLite file for the ratings (created if needed)")
+    serve.add_argument(
+        "--db", default="responses.sqlite", help="SQLite file for the ratings (created if needed)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     export = commands.add_parser("export", help="write the stored ratings to a CSV")
     export.add_argument("--db", default="responses.sqlite")
     export.add_argument("--out", default="responses.csv")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "serve":
-            server = make_server(args.study_dir, args.db, args.host, args.port)
-            print(f"serving {args.study_dir} on http://{args.host}:{server.server_port}/ , ratings -> {args.db}",
-                  flush=True)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                pass
-            return 0
-        count = export_responses(args.db, args.out)
-        print(f"{count} ratings -> {args.out}")
+    return cli.run(lambda: _command(args), (StudyError,))
+
+
+def _command(args) -> int:
+    if args.command == "serve":
+        server = make_server(args.study_dir, args.db, args.host, args.port)
+        address = f"http://{args.host}:{server.server_port}/"
+        print(f"serving {args.study_dir} on {address} , ratings -> {args.db}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
         return 0
-    except StudyError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    count = export_responses(args.db, args.out)
+    print(f"{count} ratings -> {args.out}")
+    return 0
 
 
 if __name__ == "__main__":

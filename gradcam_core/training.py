@@ -1,10 +1,9 @@
-"""Stand-in models trained here, reproducibly, for the tasks whose real models cannot be had
+"""Training of the stand-in models, reproducibly, for the tasks whose real models cannot be had
 where the report is built (Task 5: a chest X-ray classifier; Task 7: MNIST and CIFAR-10 CNNs).
 
-A :class:`TrainingConfig` says everything that determines a checkpoint; its :meth:`digest`
-(sha256 of the configuration, the training code's version and torch's version) names the cached
-file ``<cache>/checkpoints/<name>-<digest>.pt``, so a changed configuration trains anew and an
-unchanged one loads. Training runs on the CPU with a fixed thread count, seeded shuffling and
+Architectures, configurations and checkpoint paths are :mod:`gradcam_core.standins`; this module
+holds the data splits the stand-ins train and test on, the training loop and the cache
+(:func:`train_or_load`). Training runs on the CPU with a fixed thread count, seeded shuffling and
 augmentation and ``torch.use_deterministic_algorithms``: a rerun on the same machine gives a
 byte-identical state dict (tested through the checkpoint's ``state_sha256``).
 """
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -26,43 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import data, models
-
-#: Bump when the training code changes what a configuration produces.
-TRAINING_CODE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Everything that determines a stand-in's weights."""
-
-    name: str  # registry name of the model it produces
-    dataset: str  # "mnist", "cifar10" or "nih_cxr"
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    weight_decay: float = 0.0
-    seed: int = 0
-    threads: int = 2  # CPU threads while training: float sums depend on how work is split
-    n_train: int | None = None  # MNIST: digits used for training (the rest are the test split)
-    held_out_fraction: float = 0.0  # X-rays: fraction of the unboxed images held out for AUC
-    frozen_layers: int = 0  # X-rays: SqueezeNet feature blocks kept at their ImageNet weights
-    flip: bool = False  # random horizontal flips (seeded)
-
-    def digest(self) -> str:
-        text = json.dumps({"config": asdict(self), "code": TRAINING_CODE_VERSION, "torch": torch.__version__},
-                          sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-DEFAULT_CONFIGS = {
-    "mnist-cnn": TrainingConfig("mnist-cnn", "mnist", epochs=8, batch_size=64, learning_rate=3e-3, n_train=8000),
-    "cifar10-cnn": TrainingConfig("cifar10-cnn", "cifar10", epochs=6, batch_size=64, learning_rate=3e-3,
-                                  weight_decay=5e-4, flip=True),
-    "squeezenet1_1-cxr": TrainingConfig("squeezenet1_1-cxr", "nih_cxr", epochs=12, batch_size=32,
-                                        learning_rate=1e-3, weight_decay=1e-4, held_out_fraction=0.25,
-                                        frozen_layers=9, flip=False),
-}
+from . import data, metrics, models, standins
+from .standins import TrainingConfig
 
 
 @dataclass
@@ -76,7 +39,7 @@ class Split:
     def __len__(self) -> int:
         return len(self.images)
 
-    def sample(self, count: int | None, seed: int = 0) -> "Split":
+    def sample(self, count: int | None, seed: int = 0) -> Split:
         """``count`` items drawn without replacement by a seeded permutation (all, in order,
         when ``count`` is None or at least the split's size)."""
         if count is None or count >= len(self):
@@ -84,7 +47,9 @@ class Split:
         if count < 1:
             raise ValueError(f"sample size must be >= 1, got {count}")
         chosen = np.sort(np.random.default_rng(seed).permutation(len(self))[:count])
-        return Split(self.images[chosen], self.labels[chosen], [self.names[i] for i in chosen] if self.names else [])
+        return Split(
+            self.images[chosen], self.labels[chosen], [self.names[i] for i in chosen] if self.names else []
+        )
 
 
 @dataclass
@@ -98,13 +63,19 @@ class TrainedModel:
     seconds: float
     trained_now: bool
 
+    @property
+    def seconds_this_run(self) -> float:
+        """Training time spent by this process: the training's wall time when it trained now,
+        0 when the checkpoint came from the cache."""
+        return self.seconds if self.trained_now else 0.0
+
 
 # --------------------------------------------------------------------------------------------
 # Data splits
 # --------------------------------------------------------------------------------------------
 
 
-def mnist_splits(n_train: int = 8000, seed: int = 0) -> tuple[Split, Split]:
+def mnist_splits(n_train: int = standins.MNIST_TRAIN_DIGITS, seed: int = 0) -> tuple[Split, Split]:
     """The embedded 10,000 MNIST digits split by a seeded permutation: ``n_train`` to train on,
     the rest to test on."""
     images, labels = data.load_mnist()
@@ -120,7 +91,9 @@ def mnist_splits(n_train: int = 8000, seed: int = 0) -> tuple[Split, Split]:
 def cifar10_split(split: str) -> Split:
     """The embedded CIFAR-10 ``split`` ("train": 20,000, "test": 10,000) as [0, 1] pixels."""
     images, labels = data.load_cifar10(split)
-    return Split(torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255).contiguous(), torch.from_numpy(labels))
+    return Split(
+        torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255).contiguous(), torch.from_numpy(labels)
+    )
 
 
 def xray_splits(held_out_fraction: float = 0.25, seed: int = 0, records=None) -> tuple[Split, Split]:
@@ -133,19 +106,23 @@ def xray_splits(held_out_fraction: float = 0.25, seed: int = 0, records=None) ->
     records = [r for r in (records if records is not None else data.load_nih_cxr()) if not r.boxes]
     spec = models.get_spec("squeezenet1_1-cxr")
     pixels = torch.stack([spec.transform(data.load_rgb(r.path)) for r in records])
-    labels = torch.tensor([[f in r.findings for f in data.NIH_FINDINGS] for r in records], dtype=torch.float32)
+    labels = torch.tensor(
+        [[f in r.findings for f in data.NIH_FINDINGS] for r in records], dtype=torch.float32
+    )
     order = np.random.default_rng(seed).permutation(len(records))
     n_held = int(round(held_out_fraction * len(records)))
     train, test = np.sort(order[n_held:]), np.sort(order[:n_held])
     names = [r.name for r in records]
-    return (Split(pixels[train], labels[train], [names[i] for i in train]),
-            Split(pixels[test], labels[test], [names[i] for i in test]))
+    return (
+        Split(pixels[train], labels[train], [names[i] for i in train]),
+        Split(pixels[test], labels[test], [names[i] for i in test]),
+    )
 
 
 def training_data(config: TrainingConfig) -> tuple[Split, Split]:
     """(train, evaluation) splits for ``config``'s dataset."""
     if config.dataset == "mnist":
-        return mnist_splits(config.n_train or 8000, config.seed)
+        return mnist_splits(config.n_train or standins.MNIST_TRAIN_DIGITS, config.seed)
     if config.dataset == "cifar10":
         return cifar10_split("train"), cifar10_split("test")
     if config.dataset == "nih_cxr":
@@ -175,9 +152,18 @@ def deterministic_cpu(threads: int, seed: int):
             torch.use_deterministic_algorithms(old_deterministic)
 
 
-def architecture(name: str) -> nn.Module:
-    """The network training starts from (the X-ray stand-in: ImageNet weights)."""
-    return models.standin_architecture(name, imagenet_weights=True)
+#: Stand-ins whose ``features`` start from the embedded ImageNet SqueezeNet 1.1.
+STARTS_FROM_IMAGENET_SQUEEZENET = ("squeezenet1_1-cxr",)
+
+
+def initial_network(name: str) -> nn.Module:
+    """The network training starts from: the stand-in's architecture with random weights, its
+    ``features`` from ImageNet for the X-ray stand-in (no random draw in between, so the seeded
+    initialisation is the same either way)."""
+    module = standins.architecture(name)
+    if name in STARTS_FROM_IMAGENET_SQUEEZENET:
+        module.features.load_state_dict(models.imagenet_squeezenet_features())
+    return module
 
 
 def _loss(config: TrainingConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -191,23 +177,29 @@ def predict(module: nn.Module, images: torch.Tensor, batch_size: int = 256) -> t
     module.eval()
     device = next(module.parameters()).device
     with torch.no_grad():
-        return torch.cat([module(models.to_model_input(images[i:i + batch_size], device)).cpu()
-                          for i in range(0, len(images), batch_size)])
+        return torch.cat(
+            [
+                module(models.to_model_input(images[i : i + batch_size], device)).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+        )
 
 
-def fit(config: TrainingConfig, train: Split, evaluation: Split, progress: bool = True) -> tuple[nn.Module, list[dict]]:
+def fit(
+    config: TrainingConfig, train: Split, evaluation: Split, progress: bool = True
+) -> tuple[nn.Module, list[dict]]:
     """Adam with a one-cycle learning-rate schedule for ``config.epochs`` over ``train``,
     seeded; returns the model and a per-epoch history (training loss; after the last epoch also
     the evaluation loss and, for single-label datasets, the evaluation accuracy)."""
     with deterministic_cpu(config.threads, config.seed):
-        module = architecture(config.name).to(memory_format=torch.channels_last)
+        module = initial_network(config.name).to(memory_format=torch.channels_last)
         frozen = nn.Sequential()
         if config.frozen_layers:  # SqueezeNet: keep the first feature blocks, precompute their output
-            frozen = module.features[:config.frozen_layers].eval()
+            frozen = module.features[: config.frozen_layers].eval()
             for parameter in frozen.parameters():
                 parameter.requires_grad_(False)
             train = Split(predict(frozen, train.images, 64), train.labels)
-            trainable = nn.Sequential(module.features[config.frozen_layers:], module.classifier)
+            trainable = nn.Sequential(module.features[config.frozen_layers :], module.classifier)
         else:
             trainable = module
         parameters = [p for p in trainable.parameters() if p.requires_grad]
@@ -216,17 +208,21 @@ def fit(config: TrainingConfig, train: Split, evaluation: Split, progress: bool 
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=steps)
         generator = torch.Generator().manual_seed(config.seed)
         history = []
-        for epoch in tqdm(range(config.epochs), desc=f"training {config.name}", disable=not progress, unit="epoch"):
+        for epoch in tqdm(
+            range(config.epochs), desc=f"training {config.name}", disable=not progress, unit="epoch"
+        ):
             trainable.train()
             order = torch.randperm(len(train.images), generator=generator)
             total = 0.0
             for start in range(0, len(order), config.batch_size):
-                batch = order[start:start + config.batch_size]
+                batch = order[start : start + config.batch_size]
                 x = train.images[batch]
                 if config.flip:
                     flip = torch.rand(len(batch), generator=generator) < 0.5
                     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-                loss = _loss(config, trainable(models.to_model_input(x, torch.device("cpu"))), train.labels[batch])
+                loss = _loss(
+                    config, trainable(models.to_model_input(x, torch.device("cpu"))), train.labels[batch]
+                )
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -249,27 +245,10 @@ def state_sha256(state_dict: dict) -> str:
     for key in sorted(state_dict):
         tensor = state_dict[key].detach().cpu().contiguous()
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else tensor.float().numpy().tobytes())
+        digest.update(
+            tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else tensor.float().numpy().tobytes()
+        )
     return digest.hexdigest()
-
-
-def checkpoint_path(config: TrainingConfig) -> Path:
-    return data.cache_dir() / "checkpoints" / f"{config.name}-{config.digest()}.pt"
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by :func:`train_or_load`, with a clear error for a missing or
-    unreadable file."""
-    path = Path(path)
-    if not path.is_file():
-        raise models.WeightsUnavailableError(f"checkpoint {path} does not exist")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise models.WeightsUnavailableError(f"cannot read checkpoint {path}: {err}") from err
-    if not isinstance(saved, dict) or "state_dict" not in saved:
-        raise models.WeightsUnavailableError(f"{path} is not a checkpoint of gradcam_core.training (no state_dict)")
-    return saved
 
 
 def accuracy(module: nn.Module, split: Split) -> float:
@@ -280,24 +259,20 @@ def accuracy(module: nn.Module, split: Split) -> float:
 def load_standin(name: str, device="auto", progress: bool = True):
     """Train (or load from the cache) the stand-in ``name`` with its default configuration and
     return ``(TrainedModel, LoadedModel)`` ready for explanation."""
-    if name not in DEFAULT_CONFIGS:
-        raise ValueError(f"{name!r} is not a stand-in trained here; stand-ins: {', '.join(DEFAULT_CONFIGS)}")
-    trained = train_or_load(DEFAULT_CONFIGS[name], progress)
+    trained = train_or_load(standins.default_config(name), progress)
     return trained, models.load_model(name, weights_path=str(trained.path), device=device)
 
 
 def load_model_or_standin(name: str, weights_path: str | None = None, device="auto", progress: bool = True):
     """``(TrainedModel or None, LoadedModel)``: a stand-in trained here when ``name`` is one and
     no ``weights_path`` is given, else the registry's model (e.g. the full profile's)."""
-    if name in DEFAULT_CONFIGS and weights_path is None:
+    if name in standins.DEFAULT_CONFIGS and weights_path is None:
         return load_standin(name, device, progress)
     return None, models.load_model(name, weights_path=weights_path, device=device)
 
 
 def heldout_auc(model, config: TrainingConfig):
     """The X-ray stand-in's per-finding ROC AUC on its held-out unboxed images."""
-    from . import metrics
-
     _, held_out = xray_splits(config.held_out_fraction, config.seed)
     scores = predict(model.module, held_out.images)
     return metrics.per_class_auc(held_out.labels.numpy(), scores.numpy(), data.NIH_FINDINGS)
@@ -305,17 +280,22 @@ def heldout_auc(model, config: TrainingConfig):
 
 def train_or_load(config: TrainingConfig, progress: bool = True) -> TrainedModel:
     """Load ``config``'s cached checkpoint, or train it and cache it (written atomically)."""
-    path = checkpoint_path(config)
+    path = standins.checkpoint_path(config)
     if path.is_file():
-        saved = read_checkpoint(path)
+        saved = standins.read_checkpoint(path)
         return TrainedModel(config, path, saved["state_sha256"], saved["history"], saved["seconds"], False)
     start = time.perf_counter()
     train, evaluation = training_data(config)
     module, history = fit(config, train, evaluation, progress)
     seconds = time.perf_counter() - start
     state = {k: v.contiguous() for k, v in module.state_dict().items()}
-    saved = {"state_dict": state, "config": asdict(config), "history": history, "seconds": seconds,
-             "state_sha256": state_sha256(state)}
+    saved = {
+        "state_dict": state,
+        "config": asdict(config),
+        "history": history,
+        "seconds": seconds,
+        "state_sha256": state_sha256(state),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(saved, buffer)

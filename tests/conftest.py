@@ -38,7 +38,7 @@ def embedded_model(request, squeezenet, mobilenet):
 
 
 def image_batch(model: models.LoadedModel, records, count: int = 4, start: int = 0) -> torch.Tensor:
-    return model.preprocess([data.load_rgb(r.path) for r in records[start:start + count]])
+    return model.preprocess([data.load_rgb(r.path) for r in records[start : start + count]])
 
 
 CHROMIUM = shutil.which("chromium")
@@ -51,16 +51,26 @@ def browser():
     installed by ``.ci/run``): skipped on a developer's machine without them, a failure in CI."""
     if not (CHROMIUM and CHROMEDRIVER):
         if os.environ.get("CI"):
-            pytest.fail("chromium and chromedriver are required in CI (apt-get install chromium chromium-driver)")
+            pytest.fail(
+                "chromium and chromedriver are required in CI (apt-get install chromium chromium-driver)"
+            )
         pytest.skip("chromium / chromedriver not installed")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver

@@ -18,9 +18,21 @@ class _PixelTrigger(nn.Module):
 
 
 def _loaded(module, size=5):
-    spec = models.ModelSpec("tiny", "test model", lambda w: module, models.to_pixels(size), lambda x: x,
-                            "", "", models.scores_identity, lambda: ["dark", "bright"], embedded=True)
-    return models.LoadedModel(spec, models.prepare(module, torch.device("cpu")), ["dark", "bright"], torch.device("cpu"))
+    spec = models.ModelSpec(
+        "tiny",
+        "test model",
+        lambda w: module,
+        models.to_pixels(size),
+        lambda x: x,
+        "",
+        "",
+        models.scores_identity,
+        lambda: ["dark", "bright"],
+        embedded=True,
+    )
+    return models.LoadedModel(
+        spec, models.prepare(module, torch.device("cpu")), ["dark", "bright"], torch.device("cpu")
+    )
 
 
 def test_one_pixel_attack_finds_the_known_flipping_pixel():
@@ -39,8 +51,9 @@ def test_one_pixel_attack_reports_failure_when_no_pixel_flips():
         def forward(self, x):
             return torch.tensor([[5.0, 0.0]]).expand(x.shape[0], 2) + 0 * x.sum()
 
-    result = attacks.one_pixel_attack(_loaded(Constant()), torch.zeros(3, 5, 5), label=0, population=10,
-                                      max_iterations=3, seed=1)
+    result = attacks.one_pixel_attack(
+        _loaded(Constant()), torch.zeros(3, 5, 5), label=0, population=10, max_iterations=3, seed=1
+    )
     assert not result.success and result.adversarial_class == 0
 
 

@@ -29,8 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _write(kind: str, folder: Path) -> Path:
-    path = folder / {"corrupt": "corrupt.jpg", "truncated": "truncated.png", "zero-byte": "empty.jpg",
-                     "missing": "missing.jpg", "huge": "huge.png", "float": "float.tif"}[kind]
+    path = (
+        folder
+        / {
+            "corrupt": "corrupt.jpg",
+            "truncated": "truncated.png",
+            "zero-byte": "empty.jpg",
+            "missing": "missing.jpg",
+            "huge": "huge.png",
+            "float": "float.tif",
+        }[kind]
+    )
     if kind == "corrupt":
         path.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
     elif kind == "truncated":
@@ -45,10 +54,17 @@ def _write(kind: str, folder: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("corrupt", "cannot read image"), ("truncated", "cannot read image"), ("zero-byte", "cannot read image"),
-    ("missing", "no such image file"), ("huge", "DecompressionBomb"), ("float", "floating-point"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("corrupt", "cannot read image"),
+        ("truncated", "cannot read image"),
+        ("zero-byte", "cannot read image"),
+        ("missing", "no such image file"),
+        ("huge", "DecompressionBomb"),
+        ("float", "floating-point"),
+    ],
+)
 def test_unreadable_image_files_name_the_file(tmp_path, kind, message):
     path = _write(kind, tmp_path)
     with pytest.raises(data.ImageLoadError, match=message) as err:
@@ -90,7 +106,7 @@ def test_a_bad_xray_is_skipped_and_listed(tmp_path):
 
 
 def _boxes_dir(tmp_path: Path, localization: str) -> Path:
-    source = data.embedded("ilsvrc2012_val_boxes")
+    source = data.fetch_group("ilsvrc2012_val_boxes")
     folder = tmp_path / "boxes"
     folder.mkdir()
     for name in ("class_labels.txt", "image_sizes.txt"):
@@ -99,13 +115,19 @@ def _boxes_dir(tmp_path: Path, localization: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("localization, message", [
-    ("val/ILSVRC2012_val_00000001.JPEG, 1, 2, 3\n", "malformed line 1"),
-    ("val/ILSVRC2012_val_00000001.JPEG, a, 2, 3, 4\n", "must be numbers"),
-    ("val/ILSVRC2012_val_00000001.JPEG, 50, 2, 10, 4\n", r"line 1 \(ILSVRC2012_val_00000001.JPEG\) is not a box"),
-    ("val/ILSVRC2012_val_00000001.JPEG, 1, 2, inf, 4\n", "is not a box"),
-    ("", "malformed"),
-])
+@pytest.mark.parametrize(
+    "localization, message",
+    [
+        ("val/ILSVRC2012_val_00000001.JPEG, 1, 2, 3\n", "malformed line 1"),
+        ("val/ILSVRC2012_val_00000001.JPEG, a, 2, 3, 4\n", "must be numbers"),
+        (
+            "val/ILSVRC2012_val_00000001.JPEG, 50, 2, 10, 4\n",
+            r"line 1 \(ILSVRC2012_val_00000001.JPEG\) is not a box",
+        ),
+        ("val/ILSVRC2012_val_00000001.JPEG, 1, 2, inf, 4\n", "is not a box"),
+        ("", "malformed"),
+    ],
+)
 def test_malformed_box_files_name_the_file_and_line(tmp_path, localization, message):
     folder = _boxes_dir(tmp_path, localization)
     with pytest.raises(data.DataFileError, match=message) as err:
@@ -123,7 +145,9 @@ def test_missing_box_file_is_named(tmp_path):
 def test_boxes_past_the_border_are_clipped_and_boxes_outside_refused():
     clipped = data.clip_boxes([[-3, 5, 230, 100]], (227, 227), "x.JPEG")
     assert clipped.tolist() == [[0, 5, 227, 100]]
-    with pytest.raises(data.DataFileError, match=r"x.JPEG: box \[300.0, 5.0, 400.0, 100.0\] lies outside the 227x227"):
+    with pytest.raises(
+        data.DataFileError, match=r"x.JPEG: box \[300.0, 5.0, 400.0, 100.0\] lies outside the 227x227"
+    ):
         data.clip_boxes([[300, 5, 400, 100]], (227, 227), "x.JPEG")
 
 
@@ -134,7 +158,9 @@ def test_nih_box_outside_the_image_is_named(tmp_path):
     (tmp_path / "labels.csv").write_text("Image Index,Finding Labels\na.png,Mass\n")
     (tmp_path / "bbox.csv").write_text("Image Index,Finding Label,x,y,w,h\na.png,Mass,2000,2000,10,10\n")
     with pytest.raises(data.DataFileError, match=r"bbox.csv \(a.png\): box .* lies outside"):
-        data.load_nih_cxr(image_dir=images, labels_csv=tmp_path / "labels.csv", bbox_csv=tmp_path / "bbox.csv")
+        data.load_nih_cxr(
+            image_dir=images, labels_csv=tmp_path / "labels.csv", bbox_csv=tmp_path / "bbox.csv"
+        )
 
 
 def test_responses_file_with_a_bad_rating_is_named(tmp_path):
@@ -147,24 +173,61 @@ def test_responses_file_with_a_bad_rating_is_named(tmp_path):
 # ------------------------------------------------------------------------------ registry, methods, metrics
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda m: models.load_model("vgg19"), models.UnknownModelError, "unknown model 'vgg19'; known models:"),
-    (lambda m: models.get_layer(m.module, "features.99"), models.UnknownLayerError, "unknown layer 'features.99'"),
-    (lambda m: methods.GradCAM(m, layer="nope"), models.UnknownLayerError, "unknown layer 'nope'"),
-    (lambda m: methods.GradCAM(m).attribute(torch.zeros(1, 3, 224, 224), 1000), ValueError,
-     "class index 1000 out of range: the model has 1000 classes"),
-    (lambda m: methods.GradCAM(m).attribute(torch.zeros(2, 3, 224, 224), [[1], [2], [3]]), ValueError,
-     r"target must be .* got shape \(3, 1\)"),
-    (lambda m: methods.get_method("lime"), ValueError, "unknown method 'lime'"),
-    (lambda m: methods.Occlusion(m, patch_size=300).attribute(torch.zeros(1, 3, 224, 224), 1), ValueError,
-     "patch_size 300 exceeds the image size"),
-    (lambda m: methods.Occlusion(m, patch_size=10, stride=20), ValueError, "leaves pixels unoccluded"),
-    (lambda m: experiments.make_explainer("gradient-shap", m), ValueError, "needs a background"),
-    (lambda m: experiments.run_localization(m, [], methods=("lime",)), ValueError, "unknown localisation method"),
-    (lambda m: experiments.autocast(torch.device("cpu"), "fp8"), ValueError, "precision must be one of"),
-    (lambda m: training.load_standin("vgg16"), ValueError, "is not a stand-in trained here"),
-], ids=["model", "layer", "explainer-layer", "class", "target-shape", "method", "patch", "stride", "background",
-        "loc-method", "precision", "stand-in"])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (
+            lambda m: models.load_model("vgg19"),
+            models.UnknownModelError,
+            "unknown model 'vgg19'; known models:",
+        ),
+        (
+            lambda m: models.get_layer(m.module, "features.99"),
+            models.UnknownLayerError,
+            "unknown layer 'features.99'",
+        ),
+        (lambda m: methods.GradCAM(m, layer="nope"), models.UnknownLayerError, "unknown layer 'nope'"),
+        (
+            lambda m: methods.GradCAM(m).attribute(torch.zeros(1, 3, 224, 224), 1000),
+            ValueError,
+            "class index 1000 out of range: the model has 1000 classes",
+        ),
+        (
+            lambda m: methods.GradCAM(m).attribute(torch.zeros(2, 3, 224, 224), [[1], [2], [3]]),
+            ValueError,
+            r"target must be .* got shape \(3, 1\)",
+        ),
+        (lambda m: methods.get_method("lime"), ValueError, "unknown method 'lime'"),
+        (
+            lambda m: methods.Occlusion(m, patch_size=300).attribute(torch.zeros(1, 3, 224, 224), 1),
+            ValueError,
+            "patch_size 300 exceeds the image size",
+        ),
+        (lambda m: methods.Occlusion(m, patch_size=10, stride=20), ValueError, "leaves pixels unoccluded"),
+        (lambda m: experiments.make_explainer("gradient-shap", m), ValueError, "needs a background"),
+        (
+            lambda m: experiments.run_localization(m, [], methods=("lime",)),
+            ValueError,
+            "unknown localisation method",
+        ),
+        (lambda m: experiments.autocast(torch.device("cpu"), "fp8"), ValueError, "precision must be one of"),
+        (lambda m: training.load_standin("vgg16"), ValueError, "is not a stand-in trained here"),
+    ],
+    ids=[
+        "model",
+        "layer",
+        "explainer-layer",
+        "class",
+        "target-shape",
+        "method",
+        "patch",
+        "stride",
+        "background",
+        "loc-method",
+        "precision",
+        "stand-in",
+    ],
+)
 def test_registry_and_method_errors_name_the_thing(squeezenet, call, error, message):
     with pytest.raises(error, match=message):
         call(squeezenet)
@@ -183,21 +246,24 @@ def test_nan_or_inf_in_maps_is_refused_everywhere(bad):
         metrics.ratio_inside_box(heat, boxes)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: metrics.threshold_box(np.ones((4, 4)), 0.0), "threshold must be in"),
-    (lambda: metrics.threshold_box(np.ones((4, 4)), 1.5), "threshold must be in"),
-    (lambda: metrics.salient(torch.ones(2, 2), -0.1), "threshold must be in"),
-    (lambda: metrics.pointing_hit(np.ones((4, 4)), []), "needs at least one ground-truth box"),
-    (lambda: metrics.rank_correlation(np.ones((4, 4)), np.ones((5, 5))), "maps differ in size"),
-    (lambda: metrics.fidelity([True], []), "equally long"),
-    (lambda: metrics.contrastivity(np.ones((2, 2)), np.ones((3, 3))), "masks differ in shape"),
-    (lambda: data.load_ilsvrc_val(n_images=0), "n_images must be >= 1"),
-    (lambda: data.load_cifar10("validation"), "split must be 'train' or 'test'"),
-    (lambda: training.mnist_splits(0), "n_train must be between"),
-    (lambda: training.xray_splits(1.5), "held_out_fraction must be in"),
-    (lambda: runner.shard_positions(10, 4, 4), "shard_index must be an integer in 0..3"),
-    (lambda: runner.shard_positions(10, 0, 1.5), "num_shards must be an integer"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: metrics.threshold_box(np.ones((4, 4)), 0.0), "threshold must be in"),
+        (lambda: metrics.threshold_box(np.ones((4, 4)), 1.5), "threshold must be in"),
+        (lambda: metrics.salient(torch.ones(2, 2), -0.1), "threshold must be in"),
+        (lambda: metrics.pointing_hit(np.ones((4, 4)), []), "needs at least one ground-truth box"),
+        (lambda: metrics.rank_correlation(np.ones((4, 4)), np.ones((5, 5))), "maps differ in size"),
+        (lambda: metrics.fidelity([True], []), "equally long"),
+        (lambda: metrics.contrastivity(np.ones((2, 2)), np.ones((3, 3))), "masks differ in shape"),
+        (lambda: data.load_ilsvrc_val(n_images=0), "n_images must be >= 1"),
+        (lambda: data.load_cifar10("validation"), "split must be 'train' or 'test'"),
+        (lambda: training.mnist_splits(0), "n_train must be between"),
+        (lambda: training.xray_splits(1.5), "held_out_fraction must be in"),
+        (lambda: runner.shard_positions(10, 4, 4), "shard_index must be an integer in 0..3"),
+        (lambda: runner.shard_positions(10, 0, 1.5), "num_shards must be an integer"),
+    ],
+)
 def test_parameter_ranges_and_types_are_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -221,20 +287,32 @@ def test_results_files_are_never_half_written(tmp_path, monkeypatch):
 
 
 def test_notebook_parameter_out_of_range_fails_naming_it(tmp_path):
-    args = [str(Path(sys.executable).parent / "papermill"), "--cwd", str(ROOT / "notebooks"),
-            str(ROOT / "notebooks" / "02_pointing_game.ipynb"), str(tmp_path / "out.ipynb"),
-            "-y", json.dumps({"n_images": -5, "output_dir": str(tmp_path / "results")})]
+    args = [
+        str(Path(sys.executable).parent / "papermill"),
+        "--cwd",
+        str(ROOT / "notebooks"),
+        str(ROOT / "notebooks" / "02_pointing_game.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        "-y",
+        json.dumps({"n_images": -5, "output_dir": str(tmp_path / "results")}),
+    ]
     result = subprocess.run(args, capture_output=True, text=True)
     assert result.returncode != 0 and "n_images must be >= 1, got -5" in result.stderr
     assert not (tmp_path / "results" / "per_image.csv").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["-m", "gradcam_core.data", "fetch", "imagenet21k"], "unknown data group(s) ['imagenet21k']"),
-    (["-m", "gradcam_core.study", "serve", "/nonexistent/study"], "study.json: missing"),
-    (["-m", "gradcam_core.study", "export", "--db", "/nonexistent/r.sqlite"], "no such responses database"),
-    (["-m", "gradcam_core.runner", "merge", "/nonexistent/run", "--out", "x.csv"], "no shard folders"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["-m", "gradcam_core.data", "fetch", "imagenet21k"], "unknown data group(s) ['imagenet21k']"),
+        (["-m", "gradcam_core.study", "serve", "/nonexistent/study"], "study.json: missing"),
+        (
+            ["-m", "gradcam_core.study", "export", "--db", "/nonexistent/r.sqlite"],
+            "no such responses database",
+        ),
+        (["-m", "gradcam_core.runner", "merge", "/nonexistent/run", "--out", "x.csv"], "no shard folders"),
+    ],
+)
 def test_command_lines_exit_2_with_a_message(argv, message):
     result = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -20,9 +20,16 @@ def run(*args) -> str:
 
 def test_explainer_benchmark_short_mode_runs_and_peers_agree():
     out = run("benchmarks/bench_explainers.py", "--short")
-    diffs = dict(re.findall(r"\| (grad-cam|guided-backprop|occlusion[^|]*|integrated-gradients[^|]*) \| "
-                            r"(?:captum|pytorch-grad-cam) \|.*\| ([0-9.e+-]+) \|\n", out))
-    assert set(diffs) >= {"grad-cam", "guided-backprop"} and all(float(d) <= 1e-4 for d in diffs.values()), diffs
+    diffs = dict(
+        re.findall(
+            r"\| (grad-cam|guided-backprop|occlusion[^|]*|integrated-gradients[^|]*) \| "
+            r"(?:captum|pytorch-grad-cam) \|.*\| ([0-9.e+-]+) \|\n",
+            out,
+        )
+    )
+    assert set(diffs) >= {"grad-cam", "guided-backprop"} and all(float(d) <= 1e-4 for d in diffs.values()), (
+        diffs
+    )
     assert "Task 1 end to end" in out
 
 

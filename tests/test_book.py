@@ -19,14 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 def book_html(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("book")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    result = subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "-n",
-                             "--keep-going"], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out / "_build" / "html"
 
 
 FIGURE_SIZES = "return Array.from(document.querySelectorAll('.cell_output img')).map(i => [i.naturalWidth, i.naturalHeight]);"
-BROKEN_IMAGES = "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);"
+BROKEN_IMAGES = (
+    "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);"
+)
 
 
 def assert_figures_render(browser, minimum: int):
@@ -40,9 +45,12 @@ def test_index_page_renders(book_html, browser):
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser.get((book_html / "index.html").as_uri())  # a redirect to the introduction, followed by the browser
-    WebDriverWait(browser, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
-        lambda driver: "What is reproduced" in driver.find_element("tag name", "body").text)
+    browser.get(
+        (book_html / "index.html").as_uri()
+    )  # a redirect to the introduction, followed by the browser
+    WebDriverWait(
+        browser, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    ).until(lambda driver: "What is reproduced" in driver.find_element("tag name", "body").text)
     assert "Grad-CAM" in browser.title
     text = browser.find_element("tag name", "body").text
     assert "What is reproduced" in text and "Task 1" in text
@@ -62,9 +70,14 @@ def test_results_page_puts_numbers_beside_the_paper(book_html, browser):
     assert "paper Table 1" in text and "seed reproduction" in text and "this report" in text
 
 
-@pytest.mark.parametrize("page, text", [("notebooks/05_chest_xray.html", "stand-in"),
-                                        ("notebooks/07_contrastivity_fidelity.html", "Pope et al."),
-                                        ("notebooks/04_user_study.html", "Running the study")])
+@pytest.mark.parametrize(
+    "page, text",
+    [
+        ("notebooks/05_chest_xray.html", "stand-in"),
+        ("notebooks/07_contrastivity_fidelity.html", "Pope et al."),
+        ("notebooks/04_user_study.html", "Running the study"),
+    ],
+)
 def test_new_chapters_render_with_figures(book_html, browser, page, text):
     browser.get((book_html / page).as_uri())
     assert text in browser.find_element("tag name", "body").text

@@ -123,7 +123,9 @@ def test_corrupt_jpeg_fails_naming_the_file(tmp_path):
 
 
 def test_truncated_png_fails_naming_the_file(tmp_path):
-    good = _save(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), tmp_path / "a.png")
+    good = _save(
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)), tmp_path / "a.png"
+    )
     path = tmp_path / "truncated.png"
     path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(data.ImageLoadError, match="truncated.png"):
@@ -174,17 +176,28 @@ def test_embedded_ilsvrc_records_labels_and_boxes(ilsvrc_records):
     assert first.name == "ILSVRC2012_val_00000347.JPEG" and first.label == 472 and first.class_name == "canoe"
     assert first.size == (227, 227)
     # by hand: image_sizes.txt and localization.txt of this image, scaled by 227/W, 227/H
-    sizes_line = next(l for l in (data.embedded("ilsvrc2012_val_boxes") / "image_sizes.txt").read_text().splitlines()
-                      if l.startswith("val/ILSVRC2012_val_00000347.JPEG,"))
+    sizes_line = next(
+        l
+        for l in (data.fetch_group("ilsvrc2012_val_boxes") / "image_sizes.txt").read_text().splitlines()
+        if l.startswith("val/ILSVRC2012_val_00000347.JPEG,")
+    )
     w, h = map(int, sizes_line.split(",")[1:])
-    boxes_lines = [l for l in (data.embedded("ilsvrc2012_val_boxes") / "localization.txt").read_text().splitlines()
-                   if l.startswith("val/ILSVRC2012_val_00000347.JPEG,")]
-    expected = np.array([[float(v) for v in l.split(",")[1:]] for l in boxes_lines]) * np.array([227 / w, 227 / h] * 2)
+    boxes_lines = [
+        l
+        for l in (data.fetch_group("ilsvrc2012_val_boxes") / "localization.txt").read_text().splitlines()
+        if l.startswith("val/ILSVRC2012_val_00000347.JPEG,")
+    ]
+    expected = np.array([[float(v) for v in l.split(",")[1:]] for l in boxes_lines]) * np.array(
+        [227 / w, 227 / h] * 2
+    )
     np.testing.assert_allclose(first.boxes, expected, rtol=1e-5)
     assert all(r.boxes.shape[1] == 4 and len(r.boxes) >= 1 for r in ilsvrc_records)
     stacked = np.concatenate([r.boxes for r in ilsvrc_records])
     assert stacked.min() >= 0 and stacked.max() <= 227
-    labels = [int(l.split(",")[1]) for l in (data.embedded("ilsvrc2012_val_1300") / "dataset.txt").read_text().splitlines()]
+    labels = [
+        int(l.split(",")[1])
+        for l in (data.fetch_group("ilsvrc2012_val_1300") / "dataset.txt").read_text().splitlines()
+    ]
     assert [r.label for r in ilsvrc_records] == labels
 
 
@@ -287,11 +300,15 @@ def _nih_full_layout(folder, size=128):
     for name in ("a.png", "b.png", "c.png"):
         Image.fromarray(np.full((size, size), 90, np.uint8)).save(images / name)
     labels = folder / "Data_Entry_2017.csv"
-    labels.write_text("Image Index,Finding Labels,Follow-up #\na.png,Infiltration|Mass,0\nb.png,No Finding,0\n"
-                      "c.png,Nodule,0\nabsent.png,Nodule,0\n")
+    labels.write_text(
+        "Image Index,Finding Labels,Follow-up #\na.png,Infiltration|Mass,0\nb.png,No Finding,0\n"
+        "c.png,Nodule,0\nabsent.png,Nodule,0\n"
+    )
     boxes = folder / "BBox_List_2017.csv"
-    boxes.write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\na.png,Infiltrate,100,200,300,400\n"
-                     "a.png,Mass,0,0,1024,512\nc.png,Nodule,512,512,10,10\nabsent.png,Nodule,1,1,2,2\n")
+    boxes.write_text(
+        "Image Index,Finding Label,Bbox [x,y,w,h],,,\na.png,Infiltrate,100,200,300,400\n"
+        "a.png,Mass,0,0,1024,512\nc.png,Nodule,512,512,10,10\nabsent.png,Nodule,1,1,2,2\n"
+    )
     return images, labels, boxes
 
 

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_localization_rows_match_direct_computation(squeezenet, ilsvrc_records):
     records = ilsvrc_records[:6]
-    run = experiments.run_localization(squeezenet, records, thresholds=(0.15, 0.3), batch_size=4,
-                                       backprop_images=2, progress=False)
+    run = experiments.run_localization(
+        squeezenet, records, thresholds=(0.15, 0.3), batch_size=4, backprop_images=2, progress=False
+    )
     table = run.table
     assert run.skipped == [] and set(table["image"]) == {r.name for r in records}
     assert len(table[table["method"] == "backprop"]) == 2 * 2  # 2 images x 2 thresholds
@@ -33,7 +34,9 @@ def test_localization_rows_match_direct_computation(squeezenet, ilsvrc_records):
     heat = experiments.maps_at_image_size(maps[0], record.size)
     box = metrics.threshold_box(heat[0], 0.15)
     expected = metrics.localization_correct(int(classes[0, 0]), box, record.label, record.boxes)
-    row = table[(table["image"] == record.name) & (table["method"] == "grad-cam") & (table["threshold"] == 0.15)]
+    row = table[
+        (table["image"] == record.name) & (table["method"] == "grad-cam") & (table["threshold"] == 0.15)
+    ]
     assert row["loc_top1"].item() == expected
     assert row["cls_top1"].item() == (int(classes[0, 0]) == record.label)
     # the full-image baseline by hand
@@ -65,7 +68,10 @@ def test_pointing_rows_cue_ground_truth_and_predictions(squeezenet, ilsvrc_recor
 def test_unreadable_image_is_skipped_and_counted(squeezenet, ilsvrc_records, tmp_path):
     bad = tmp_path / ilsvrc_records[1].name
     bad.write_bytes(b"truncated")
-    records = [ilsvrc_records[0], data.ImageRecord(bad, ilsvrc_records[1].label, "x", ilsvrc_records[1].boxes, (227, 227))]
+    records = [
+        ilsvrc_records[0],
+        data.ImageRecord(bad, ilsvrc_records[1].label, "x", ilsvrc_records[1].boxes, (227, 227)),
+    ]
     run = experiments.run_localization(squeezenet, records, methods=("grad-cam",), progress=False)
     assert run.skipped == [str(bad)] and set(run.table["image"]) == {ilsvrc_records[0].name}
 
@@ -83,23 +89,40 @@ def full_size_val_folder(tmp_path_factory, ilsvrc_records):
 def test_full_size_folder_runs_through_task_code(squeezenet, full_size_val_folder):
     records = data.load_ilsvrc_val(full_size_val_folder)
     assert all(r.size != (227, 227) for r in records)
-    run = experiments.run_localization(squeezenet, records, methods=("grad-cam", "full-image"), progress=False)
+    run = experiments.run_localization(
+        squeezenet, records, methods=("grad-cam", "full-image"), progress=False
+    )
     assert run.table["image"].nunique() == 4 and run.skipped == []
     full = run.table[run.table["method"] == "full-image"]
     for r, ok in zip(records, full["loc_top1"]):  # boxes in the full-size frame
-        assert ok == bool(r.label == int(full[full["image"] == r.name]["top5"].item().split()[0])
-                          and metrics.box_iou([[0, 0, *r.size]], r.boxes).max() >= 0.5)
+        assert ok == bool(
+            r.label == int(full[full["image"] == r.name]["top5"].item().split()[0])
+            and metrics.box_iou([[0, 0, *r.size]], r.boxes).max() >= 0.5
+        )
 
 
 @pytest.mark.parametrize("notebook", ["01_localization", "02_pointing_game"])
 def test_notebook_full_profile_code_path_through_papermill(notebook, full_size_val_folder, tmp_path):
     out_dir = tmp_path / "results"
-    params = {"data_source": str(full_size_val_folder), "n_images": 3, "batch_size": 2, "device": "cpu",
-              "output_dir": str(out_dir), "models": ["squeezenet1_1"]}
+    params = {
+        "data_source": str(full_size_val_folder),
+        "n_images": 3,
+        "batch_size": 2,
+        "device": "cpu",
+        "output_dir": str(out_dir),
+        "models": ["squeezenet1_1"],
+    }
     if notebook == "01_localization":
         params["backprop_images"] = 1
-    args = [str(Path(sys.executable).parent / "papermill"), "--cwd", str(ROOT / "notebooks"),
-            str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(tmp_path / "out.ipynb"), "-y", json.dumps(params)]
+    args = [
+        str(Path(sys.executable).parent / "papermill"),
+        "--cwd",
+        str(ROOT / "notebooks"),
+        str(ROOT / "notebooks" / f"{notebook}.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        "-y",
+        json.dumps(params),
+    ]
     result = subprocess.run(args, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(out_dir / "per_image.csv")
@@ -107,7 +130,9 @@ def test_notebook_full_profile_code_path_through_papermill(notebook, full_size_v
 
 
 def test_only_requested_localization_methods_are_reported(squeezenet, ilsvrc_records):
-    run = experiments.run_localization(squeezenet, ilsvrc_records[:2], methods=("cam", "centre-box"), progress=False)
+    run = experiments.run_localization(
+        squeezenet, ilsvrc_records[:2], methods=("cam", "centre-box"), progress=False
+    )
     assert set(run.table["method"]) == {"cam", "centre-box"}
 
 
@@ -128,16 +153,21 @@ def random_cxr_standin(tmp_path_factory):
 def test_xray_rows_match_direct_computation(random_cxr_standin):
     model = random_cxr_standin
     boxed = [r for r in data.load_nih_cxr() if r.boxes][:3]
-    run, examples = experiments.run_xray_localization(model, boxed, methods=("grad-cam", "integrated-gradients"),
-                                                      ig_steps=4, n_examples=2, progress=False)
+    run, examples = experiments.run_xray_localization(
+        model, boxed, methods=("grad-cam", "integrated-gradients"), ig_steps=4, n_examples=2, progress=False
+    )
     table = run.table
     assert len(table) == 3 * 2 * 3 and run.skipped == []  # pairs x methods x thresholds
     assert len(examples["images"]) == 2 and len(examples["maps"]["grad-cam"]) == 2
     record = boxed[0]
     finding, boxes = next(iter(record.boxes.items()))
     x = model.preprocess([data.load_rgb(record.path)])
-    heat = experiments.maps_at_image_size(GradCAM(model).attribute(x, data.NIH_FINDINGS.index(finding))[0], record.size)[0]
-    row = table[(table["image"] == record.name) & (table["method"] == "grad-cam") & (table["threshold"] == 0.85)]
+    heat = experiments.maps_at_image_size(
+        GradCAM(model).attribute(x, data.NIH_FINDINGS.index(finding))[0], record.size
+    )[0]
+    row = table[
+        (table["image"] == record.name) & (table["method"] == "grad-cam") & (table["threshold"] == 0.85)
+    ]
     assert row["ratio_inside"].item() == pytest.approx(metrics.ratio_inside_box(heat, boxes, 0.85))
     assert row["pointing_hit"].item() == metrics.pointing_hit(heat, boxes, 0.0)
     box = metrics.threshold_box(heat, 0.85)
@@ -179,11 +209,26 @@ def test_chexnet_full_profile_through_papermill_offline(nih_full_size_folder, tm
     weights = tmp_path / models.chexnet_weights_file().name
     torch.save(xrv.models.DenseNet(weights=None, num_classes=18), weights)
     out_dir = tmp_path / "results"
-    params = {"model_name": "chexnet", "weights_path": str(weights), "data_source": str(nih_full_size_folder),
-              "ig_steps": 2, "shap_samples": 2, "n_background": 2, "batch_size": 2, "device": "cpu",
-              "output_dir": str(out_dir)}
-    args = [str(Path(sys.executable).parent / "papermill"), "--cwd", str(ROOT / "notebooks"),
-            str(ROOT / "notebooks" / "05_chest_xray.ipynb"), str(tmp_path / "out.ipynb"), "-y", json.dumps(params)]
+    params = {
+        "model_name": "chexnet",
+        "weights_path": str(weights),
+        "data_source": str(nih_full_size_folder),
+        "ig_steps": 2,
+        "shap_samples": 2,
+        "n_background": 2,
+        "batch_size": 2,
+        "device": "cpu",
+        "output_dir": str(out_dir),
+    }
+    args = [
+        str(Path(sys.executable).parent / "papermill"),
+        "--cwd",
+        str(ROOT / "notebooks"),
+        str(ROOT / "notebooks" / "05_chest_xray.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        "-y",
+        json.dumps(params),
+    ]
     result = subprocess.run(args, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(out_dir / "xray_boxes.csv")
@@ -207,9 +252,17 @@ def test_fidelity_rows_match_direct_computation():
     train, test = training.mnist_splits(8000)
     images, labels = test.images[:6], test.labels[:6]
     background = train.images[:4]
-    run = experiments.run_fidelity_contrastivity(model, images, labels, methods=("grad-cam", "shap"),
-                                                 thresholds=(0.1,), background=background, shap_samples=4,
-                                                 batch_size=4, progress=False)
+    run = experiments.run_fidelity_contrastivity(
+        model,
+        images,
+        labels,
+        methods=("grad-cam", "shap"),
+        thresholds=(0.1,),
+        background=background,
+        shap_samples=4,
+        batch_size=4,
+        progress=False,
+    )
     table = run.table
     assert len(table) == 6 * 2 and set(table["index"]) == set(range(6))
     x = images.contiguous(memory_format=torch.channels_last)
@@ -225,9 +278,17 @@ def test_fidelity_rows_match_direct_computation():
     expected = metrics.contrastivity(masks[:, 0].numpy(), masks[:, 1].numpy())
     np.testing.assert_allclose(rows["contrastivity"].to_numpy(), expected)
     np.testing.assert_allclose(rows["occluded_fraction"].to_numpy(), masks[:, 0].float().mean((1, 2)).numpy())
-    again = experiments.run_fidelity_contrastivity(model, images, labels, methods=("grad-cam", "shap"),
-                                                   thresholds=(0.1,), background=background, shap_samples=4,
-                                                   batch_size=4, progress=False)
+    again = experiments.run_fidelity_contrastivity(
+        model,
+        images,
+        labels,
+        methods=("grad-cam", "shap"),
+        thresholds=(0.1,),
+        background=background,
+        shap_samples=4,
+        batch_size=4,
+        progress=False,
+    )
     pd.testing.assert_frame_equal(table, again.table)  # seeded: random masks and SHAP alike
 
 
@@ -237,12 +298,25 @@ def test_notebook_run_twice_gives_byte_identical_results(tmp_path):
     outputs = []
     for attempt in ("first", "second"):
         out_dir = tmp_path / attempt
-        params = {"n_images": 12, "batch_size": 4, "device": "cpu", "output_dir": str(out_dir),
-                  "models": ["squeezenet1_1"]}
-        args = [str(Path(sys.executable).parent / "papermill"), "--cwd", str(ROOT / "notebooks"),
-                str(ROOT / "notebooks" / "02_pointing_game.ipynb"), str(tmp_path / f"{attempt}.ipynb"),
-                "-y", json.dumps(params)]
+        params = {
+            "n_images": 12,
+            "batch_size": 4,
+            "device": "cpu",
+            "output_dir": str(out_dir),
+            "models": ["squeezenet1_1"],
+        }
+        args = [
+            str(Path(sys.executable).parent / "papermill"),
+            "--cwd",
+            str(ROOT / "notebooks"),
+            str(ROOT / "notebooks" / "02_pointing_game.ipynb"),
+            str(tmp_path / f"{attempt}.ipynb"),
+            "-y",
+            json.dumps(params),
+        ]
         result = subprocess.run(args, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-3000:]
-        outputs.append({p.name: p.read_bytes() for p in sorted(out_dir.glob("*.csv")) if p.name != "run_times.csv"})
+        outputs.append(
+            {p.name: p.read_bytes() for p in sorted(out_dir.glob("*.csv")) if p.name != "run_times.csv"}
+        )
     assert outputs[0] and outputs[0] == outputs[1]

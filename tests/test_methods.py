@@ -200,8 +200,9 @@ def test_guided_backprop_passes_no_negative_gradient_through_googlenet_relus():
     import torchvision
 
     torch.manual_seed(0)
-    googlenet = models.prepare(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False),
-                               torch.device("cpu"))
+    googlenet = models.prepare(
+        torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False), torch.device("cpu")
+    )
     assert not any(isinstance(m, nn.ReLU) for m in googlenet.modules())  # F.relu only
     x = torch.randn(2, 3, 224, 224).requires_grad_(True)
 
@@ -223,8 +224,15 @@ def test_guided_backprop_passes_no_negative_gradient_through_googlenet_relus():
 
 
 def test_guided_backprop_handles_relu6_and_inplace_relu():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6(), nn.Conv2d(4, 4, 3), nn.ReLU(inplace=True),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU6(),
+        nn.Conv2d(4, 4, 3),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
     torch.manual_seed(1)
     model = models.prepare(model, torch.device("cpu"))
     x = torch.randn(2, 3, 8, 8)
@@ -255,8 +263,14 @@ def test_occlusion_equals_captum_occlusion(squeezenet, ilsvrc_records):
     ours = methods.Occlusion(squeezenet, patch_size=64, stride=40, fill=0.5).attribute(x, targets)
     oracle = Oracle(squeezenet.module)
     for k in range(2):
-        ref = oracle.attribute(x, sliding_window_shapes=(3, 64, 64), strides=(3, 40, 40), baselines=0.5,
-                               target=targets[:, k], perturbations_per_eval=32)
+        ref = oracle.attribute(
+            x,
+            sliding_window_shapes=(3, 64, 64),
+            strides=(3, 40, 40),
+            baselines=0.5,
+            target=targets[:, k],
+            perturbations_per_eval=32,
+        )
         assert torch.allclose(ref[:, 0], ref[:, 2])
         assert (ref[:, 0] - ours[:, k]).abs().max() <= 1e-4 * max(1.0, float(ref.abs().max()))
 
@@ -316,8 +330,16 @@ def test_shap_methods_closed_form_on_linear_model(method):
 
 
 def test_method_table_and_unknown_method():
-    assert set(methods.METHODS) >= {"grad-cam", "grad-cam++", "guided-backprop", "guided-grad-cam", "occlusion",
-                                    "integrated-gradients", "gradient-shap", "shap"}
+    assert set(methods.METHODS) >= {
+        "grad-cam",
+        "grad-cam++",
+        "guided-backprop",
+        "guided-grad-cam",
+        "occlusion",
+        "integrated-gradients",
+        "gradient-shap",
+        "shap",
+    }
     with pytest.raises(ValueError, match="unknown method 'lime'.*grad-cam"):
         methods.get_method("lime")
 
@@ -355,8 +377,9 @@ def test_gradient_shap_is_seeded_on_a_nonlinear_model_and_leaves_global_rngs_alo
     # On a linear model any path coefficient gives the same answer; a ReLU network does not,
     # so this catches an unseeded draw (captum draws its coefficients with numpy's generator).
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.Linear(8 * 16, 4)).eval()
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 16, 4)
+    ).eval()
     x, background = torch.randn(2, 3, 4, 4), torch.randn(5, 3, 4, 4)
     explainer = methods.GradientShap(model, background=background, n_samples=8, seed=3)
     first = explainer.attribute_pixels(x, [1, 2])
@@ -366,14 +389,21 @@ def test_gradient_shap_is_seeded_on_a_nonlinear_model_and_leaves_global_rngs_alo
     second = explainer.attribute_pixels(x, [1, 2])
     assert torch.equal(first, second)
     assert np.random.rand() == expected_next  # numpy's global stream was restored
-    other = methods.GradientShap(model, background=background, n_samples=8, seed=4).attribute_pixels(x, [1, 2])
+    other = methods.GradientShap(model, background=background, n_samples=8, seed=4).attribute_pixels(
+        x, [1, 2]
+    )
     assert not torch.equal(first, other)  # the seed matters, so the check above can fail
 
 
 def test_grad_cam_plus_plus_stays_finite_for_huge_scores():
     # an untrained network can score far above 709, where exp() overflows float64
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                                torch.nn.Flatten(), torch.nn.Linear(2, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(2, 2),
+    )
     with torch.no_grad():
         model[0].weight.fill_(1.0)
         model[0].bias.zero_()
@@ -385,4 +415,6 @@ def test_grad_cam_plus_plus_stays_finite_for_huge_scores():
     reference = methods.GradCAMPlusPlus(model, layer="1", num_classes=2)
     with torch.no_grad():
         model[4].bias.fill_(0.0)  # same gradients, small score: same normalised map
-    assert torch.allclose(methods.normalize_maps(maps), methods.normalize_maps(reference.attribute(x, 0)), atol=1e-6)
+    assert torch.allclose(
+        methods.normalize_maps(maps), methods.normalize_maps(reference.attribute(x, 0)), atol=1e-6
+    )

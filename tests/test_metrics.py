@@ -11,7 +11,9 @@ from gradcam_core import metrics
 
 def test_box_iou_hand_computed():
     # [0,0,2,2] vs [1,1,3,3]: intersection 1, union 4 + 4 - 1 = 7
-    assert metrics.box_iou([[0, 0, 2, 2]], [[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]]).tolist() == [[1 / 7, 1.0, 0.0]]
+    assert metrics.box_iou([[0, 0, 2, 2]], [[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]]).tolist() == [
+        [1 / 7, 1.0, 0.0]
+    ]
 
 
 def test_largest_segment_box_picks_largest_connected_segment_not_largest_rectangle():
@@ -23,13 +25,15 @@ def test_largest_segment_box_picks_largest_connected_segment_not_largest_rectang
 
 
 def test_threshold_box_hand_made_5x5_map():
-    heatmap = np.array([
-        [0.0, 0.0, 0.0, 0.0, 0.0],
-        [0.0, 0.9, 1.0, 0.0, 0.0],
-        [0.0, 0.8, 0.2, 0.0, 0.0],
-        [0.0, 0.0, 0.0, 0.0, 0.3],
-        [0.0, 0.0, 0.0, 0.0, 0.0],
-    ])
+    heatmap = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.9, 1.0, 0.0, 0.0],
+            [0.0, 0.8, 0.2, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.3],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
     # at 0.15 x max: {(1,1),(1,2),(2,1),(2,2)} plus the lone 0.3 at (3,4); the 2x2 block wins
     assert metrics.threshold_box(heatmap, 0.15).tolist() == [1, 1, 3, 3]
     # at 0.85 x max: (1,1) and (1,2) only
@@ -112,8 +116,8 @@ def test_box_mask_counts_pixel_centres():
 def test_ratio_inside_box_on_a_synthetic_map_with_known_answer():
     heat = np.zeros((10, 10))
     heat[2:4, 2:4] = 1.0  # 4 pixels at the maximum, inside the box
-    heat[8, 8] = 0.9      # 1 pixel at 90 %, outside
-    heat[0, 0] = 0.6      # 1 pixel at 60 %, outside
+    heat[8, 8] = 0.9  # 1 pixel at 90 %, outside
+    heat[0, 0] = 0.6  # 1 pixel at 60 %, outside
     box = [[2, 2, 5, 5]]
     assert metrics.ratio_inside_box(heat, box, 0.85) == pytest.approx(4 / 5)
     assert metrics.ratio_inside_box(heat, box, 0.5) == pytest.approx(4 / 6)
@@ -129,7 +133,7 @@ def test_ratio_inside_box_on_a_synthetic_map_with_known_answer():
 
 
 def test_fidelity_is_the_accuracy_drop():
-    before = [True, True, True, False]   # accuracy 0.75
+    before = [True, True, True, False]  # accuracy 0.75
     after = [True, False, False, False]  # accuracy 0.25
     assert metrics.fidelity(before, after) == pytest.approx(0.5)
     assert metrics.fidelity([False, True], [True, True]) == pytest.approx(-0.5)  # occlusion can help

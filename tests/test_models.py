@@ -16,7 +16,7 @@ from gradcam_core.methods import select_classifier_output
 
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_squeezenet_reproduces_reference_outputs(squeezenet, index):
-    folder = data.embedded("weights/squeezenet1_1") / f"test_data_set_{index}"
+    folder = data.fetch_group("weights/squeezenet1_1") / f"test_data_set_{index}"
     with torch.no_grad():
         out = squeezenet(torch.from_numpy(np.load(folder / "input_0.npy")))
     np.testing.assert_allclose(out.numpy(), np.load(folder / "output_0.npy"), atol=1e-3, rtol=0)
@@ -25,7 +25,7 @@ def test_squeezenet_reproduces_reference_outputs(squeezenet, index):
 def _accuracy(model, records, batch=100):
     top1 = top5 = 0
     for start in range(0, len(records), batch):
-        chunk = records[start:start + batch]
+        chunk = records[start : start + batch]
         x = model.preprocess([data.load_rgb(r.path) for r in chunk])
         with torch.no_grad():
             top = model(x).topk(5, 1).indices
@@ -52,8 +52,12 @@ def test_mobilenet_tf_same_padding_is_asymmetric():
     conv.weight.data.fill_(1.0)
     x = torch.arange(16.0).view(1, 1, 4, 4)
     # TF "same", stride 2, 4 -> 2: pad 0 before, 1 after; windows start at rows/cols 0 and 2
-    expected = torch.tensor([[x[0, 0, 0:3, 0:3].sum(), x[0, 0, 0:3, 2:4].sum()],
-                             [x[0, 0, 2:4, 0:3].sum(), x[0, 0, 2:4, 2:4].sum()]])
+    expected = torch.tensor(
+        [
+            [x[0, 0, 0:3, 0:3].sum(), x[0, 0, 0:3, 2:4].sum()],
+            [x[0, 0, 2:4, 0:3].sum(), x[0, 0, 2:4, 2:4].sum()],
+        ]
+    )
     assert torch.equal(conv(x)[0, 0], expected)
 
 
@@ -94,7 +98,9 @@ def test_torchvision_model_offline_without_file_says_which_file_where(monkeypatc
 
 def test_googlenet_from_local_state_dict(tmp_path):
     torch.manual_seed(0)
-    reference = torchvision.models.googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=True)
+    reference = torchvision.models.googlenet(
+        weights=None, aux_logits=True, transform_input=True, init_weights=True
+    )
     path = tmp_path / "googlenet.pth"
     torch.save(reference.state_dict(), path)
     loaded = models.load_model("googlenet", weights_path=str(path), device="cpu")
@@ -108,9 +114,13 @@ def test_googlenet_from_local_state_dict(tmp_path):
 def test_densenet_legacy_checkpoint_keys_are_remapped(tmp_path):
     torch.manual_seed(0)
     reference = torchvision.models.densenet121(weights=None).eval()
-    legacy = {k.replace(".norm1.", ".norm.1.").replace(".conv1.", ".conv.1.")
-               .replace(".norm2.", ".norm.2.").replace(".conv2.", ".conv.2."): v
-              for k, v in reference.state_dict().items()}
+    legacy = {
+        k.replace(".norm1.", ".norm.1.")
+        .replace(".conv1.", ".conv.1.")
+        .replace(".norm2.", ".norm.2.")
+        .replace(".conv2.", ".conv.2."): v
+        for k, v in reference.state_dict().items()
+    }
     assert any(".norm.1." in k for k in legacy)
     torch.save(legacy, tmp_path / "densenet.pth")
     loaded = models.load_model("densenet121", weights_path=str(tmp_path / "densenet.pth"), device="cpu")
@@ -201,5 +211,7 @@ def test_embedded_registry_classifier_scores_match(embedded_model, ilsvrc_record
         logits = embedded_model(x)
     hook.remove()
     classes = logits.topk(5, 1).indices
-    scores = embedded_model.spec.class_scores(select_classifier_output(embedded_model.classifier, captured["x"], classes))
+    scores = embedded_model.spec.class_scores(
+        select_classifier_output(embedded_model.classifier, captured["x"], classes)
+    )
     assert torch.allclose(scores, logits.gather(1, classes), atol=1e-4)

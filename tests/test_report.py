@@ -12,11 +12,25 @@ from gradcam_core import report
 def _localization_table():
     # 4 images, one model, grad-cam at two thresholds and the full-image baseline
     rows = []
-    for i, (c1, c5, l1_15, l5_15, l1_30) in enumerate([(1, 1, 1, 1, 0), (1, 1, 0, 1, 0), (0, 1, 0, 0, 0), (0, 0, 0, 0, 0)]):
+    for i, (c1, c5, l1_15, l5_15, l1_30) in enumerate(
+        [(1, 1, 1, 1, 0), (1, 1, 0, 1, 0), (0, 1, 0, 0, 0), (0, 0, 0, 0, 0)]
+    ):
         base = {"model": "m", "image": f"i{i}", "label": i, "cls_top1": bool(c1), "cls_topk": bool(c5)}
-        rows.append({**base, "method": "grad-cam", "threshold": 0.15, "loc_top1": bool(l1_15), "loc_topk": bool(l5_15)})
-        rows.append({**base, "method": "grad-cam", "threshold": 0.30, "loc_top1": bool(l1_30), "loc_topk": False})
-        rows.append({**base, "method": "full-image", "threshold": np.nan, "loc_top1": False, "loc_topk": bool(c5)})
+        rows.append(
+            {
+                **base,
+                "method": "grad-cam",
+                "threshold": 0.15,
+                "loc_top1": bool(l1_15),
+                "loc_topk": bool(l5_15),
+            }
+        )
+        rows.append(
+            {**base, "method": "grad-cam", "threshold": 0.30, "loc_top1": bool(l1_30), "loc_topk": False}
+        )
+        rows.append(
+            {**base, "method": "full-image", "threshold": np.nan, "loc_top1": False, "loc_topk": bool(c5)}
+        )
     return pd.DataFrame(rows)
 
 
@@ -40,10 +54,25 @@ def test_pointing_summary_and_recall_curve_by_hand():
     rows = []
     # image a: gt class 1 predicted at rank 1 with raw max 2.0, hit; class 2 predicted, raw max 0.5
     # image b: gt class 3 not hit, predicted at rank 2 with raw max 1.0; class 4 at rank 1, raw max 3.0
-    for image, label, cue, rank, raw, hit in [("a", 1, 1, 1, 2.0, True), ("a", 1, 2, 2, 0.5, False),
-                                              ("b", 3, 3, 2, 1.0, False), ("b", 3, 4, 1, 3.0, False)]:
-        rows.append({"model": "m", "image": image, "label": label, "method": "grad-cam", "cue": cue,
-                     "is_gt": cue == label, "rank": rank, "raw_max": raw, "hit": hit})
+    for image, label, cue, rank, raw, hit in [
+        ("a", 1, 1, 1, 2.0, True),
+        ("a", 1, 2, 2, 0.5, False),
+        ("b", 3, 3, 2, 1.0, False),
+        ("b", 3, 4, 1, 3.0, False),
+    ]:
+        rows.append(
+            {
+                "model": "m",
+                "image": image,
+                "label": label,
+                "method": "grad-cam",
+                "cue": cue,
+                "is_gt": cue == label,
+                "rank": rank,
+                "raw_max": raw,
+                "hit": hit,
+            }
+        )
     table = pd.DataFrame(rows)
     summary = report.pointing_summary(table).set_index("method")
     assert summary.loc["grad-cam", "accuracy"].startswith("50.0 [")

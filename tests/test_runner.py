@@ -24,16 +24,28 @@ def roundtrip(table: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
     return pd.read_csv(write_table(table, tmp_path / "direct.csv"))
 
 
-@pytest.mark.parametrize("task, options", [
-    ("localization", {"methods": ["grad-cam", "full-image"], "thresholds": [0.15, 0.3], "batch_size": 4}),
-    ("pointing", {"batch_size": 4}),
-])
+@pytest.mark.parametrize(
+    "task, options",
+    [
+        ("localization", {"methods": ["grad-cam", "full-image"], "thresholds": [0.15, 0.3], "batch_size": 4}),
+        ("pointing", {"batch_size": 4}),
+    ],
+)
 def test_three_shards_merged_equal_one_run(squeezenet, ilsvrc_records, tmp_path, task, options):
     records = ilsvrc_records[:10]
     direct = roundtrip(runner.TASKS[task](squeezenet, records, progress=False, **options).table, tmp_path)
     for index in range(3):
-        runner.run_shard(task, squeezenet, records, tmp_path / "three", shard_index=index, num_shards=3,
-                         chunk_size=2, progress=False, **options)
+        runner.run_shard(
+            task,
+            squeezenet,
+            records,
+            tmp_path / "three",
+            shard_index=index,
+            num_shards=3,
+            chunk_size=2,
+            progress=False,
+            **options,
+        )
     runner.run_shard(task, squeezenet, records, tmp_path / "one", chunk_size=4, progress=False, **options)
     merged3, skipped3 = runner.merge(tmp_path / "three")
     merged1, _ = runner.merge(tmp_path / "one")
@@ -44,30 +56,44 @@ def test_three_shards_merged_equal_one_run(squeezenet, ilsvrc_records, tmp_path,
 
 def test_unfinished_or_missing_shards_are_refused(squeezenet, ilsvrc_records, tmp_path):
     records = ilsvrc_records[:6]
-    runner.run_shard("pointing", squeezenet, records, tmp_path, shard_index=0, num_shards=2, chunk_size=2,
-                     progress=False)
+    runner.run_shard(
+        "pointing", squeezenet, records, tmp_path, shard_index=0, num_shards=2, chunk_size=2, progress=False
+    )
     with pytest.raises(runner.ShardError, match=r"shard\(s\) \[1\] of 2 missing"):
         runner.merge(tmp_path)
-    runner.run_shard("pointing", squeezenet, records, tmp_path, shard_index=1, num_shards=2, chunk_size=2,
-                     progress=False)
+    runner.run_shard(
+        "pointing", squeezenet, records, tmp_path, shard_index=1, num_shards=2, chunk_size=2, progress=False
+    )
     (runner.shard_folder(tmp_path, 1, 2) / "chunk-000001.csv").unlink()  # as if killed before this chunk
     with pytest.raises(runner.ShardError, match="1 of 2 chunks done"):
         runner.merge(tmp_path)
     with pytest.raises(runner.ShardError, match="different run.*chunk_size"):
-        runner.run_shard("pointing", squeezenet, records, tmp_path, shard_index=1, num_shards=2, chunk_size=3,
-                         progress=False)
-    resumed = runner.run_shard("pointing", squeezenet, records, tmp_path, shard_index=1, num_shards=2,
-                               chunk_size=2, progress=False)
+        runner.run_shard(
+            "pointing",
+            squeezenet,
+            records,
+            tmp_path,
+            shard_index=1,
+            num_shards=2,
+            chunk_size=3,
+            progress=False,
+        )
+    resumed = runner.run_shard(
+        "pointing", squeezenet, records, tmp_path, shard_index=1, num_shards=2, chunk_size=2, progress=False
+    )
     assert (resumed.chunks_done_before, resumed.chunks_run) == (1, 1)
     assert len(runner.merge(tmp_path)[0]) > 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"shard_index": 3, "num_shards": 3}, "shard_index must be an integer in 0..2"),
-    ({"shard_index": 0, "num_shards": 0}, "num_shards must be an integer >= 1"),
-    ({"shard_index": "0", "num_shards": 2}, "shard_index must be an integer"),
-    ({"chunk_size": 0}, "chunk_size must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"shard_index": 3, "num_shards": 3}, "shard_index must be an integer in 0..2"),
+        ({"shard_index": 0, "num_shards": 0}, "num_shards must be an integer >= 1"),
+        ({"shard_index": "0", "num_shards": 2}, "shard_index must be an integer"),
+        ({"chunk_size": 0}, "chunk_size must be an integer >= 1"),
+    ],
+)
 def test_bad_shard_parameters_are_named(squeezenet, ilsvrc_records, tmp_path, kwargs, message):
     with pytest.raises(runner.ShardError, match=message):
         runner.run_shard("pointing", squeezenet, ilsvrc_records[:2], tmp_path, progress=False, **kwargs)
@@ -75,7 +101,9 @@ def test_bad_shard_parameters_are_named(squeezenet, ilsvrc_records, tmp_path, kw
 
 def test_sharded_backprop_subset_and_unknown_task_are_refused(squeezenet, ilsvrc_records, tmp_path):
     with pytest.raises(runner.ShardError, match="backprop_images"):
-        runner.run_shard("localization", squeezenet, ilsvrc_records[:2], tmp_path, backprop_images=5, progress=False)
+        runner.run_shard(
+            "localization", squeezenet, ilsvrc_records[:2], tmp_path, backprop_images=5, progress=False
+        )
     with pytest.raises(runner.ShardError, match="unknown task 'lime'"):
         runner.run_shard("lime", squeezenet, ilsvrc_records[:2], tmp_path, progress=False)
     with pytest.raises(runner.ShardError, match="no shard folders"):
@@ -87,15 +115,33 @@ def _cli(*args) -> list[str]:
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
-    common = ["run", "pointing", "--model", "squeezenet1_1", "--n-images", "48", "--chunk-size", "4",
-              "--batch-size", "4", "--device", "cpu"]
+    common = [
+        "run",
+        "pointing",
+        "--model",
+        "squeezenet1_1",
+        "--n-images",
+        "48",
+        "--chunk-size",
+        "4",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    whole = subprocess.run(_cli(*common, "--out", str(tmp_path / "whole")), cwd=ROOT, env=env,
-                           capture_output=True, text=True)
+    whole = subprocess.run(
+        _cli(*common, "--out", str(tmp_path / "whole")), cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert whole.returncode == 0, whole.stderr[-2000:]
     killed_dir = tmp_path / "killed"
-    process = subprocess.Popen(_cli(*common, "--out", str(killed_dir)), cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _cli(*common, "--out", str(killed_dir)),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     folder = runner.shard_folder(killed_dir, 0, 1)
     deadline = time.time() + 300
     while time.time() < deadline and not (folder / "chunk-000001.csv").exists():
@@ -104,25 +150,66 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     process.wait()
     done_at_kill = len(list(folder.glob("chunk-*[0-9].csv")))
     assert 2 <= done_at_kill < 12  # killed mid-way
-    again = subprocess.run(_cli(*common, "--out", str(killed_dir)), cwd=ROOT, env=env, capture_output=True,
-                           text=True)
-    assert again.returncode == 0 and f"{12 - done_at_kill} chunks run, {done_at_kill} already done" in again.stdout
+    again = subprocess.run(
+        _cli(*common, "--out", str(killed_dir)), cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert (
+        again.returncode == 0
+        and f"{12 - done_at_kill} chunks run, {done_at_kill} already done" in again.stdout
+    )
     for chunk in sorted((runner.shard_folder(tmp_path / "whole", 0, 1)).glob("chunk-*.csv")):
         assert (folder / chunk.name).read_bytes() == chunk.read_bytes(), chunk.name
-    merged = subprocess.run(_cli("merge", str(killed_dir), "--out", str(tmp_path / "per_image.csv")), cwd=ROOT,
-                            env=env, capture_output=True, text=True)
+    merged = subprocess.run(
+        _cli("merge", str(killed_dir), "--out", str(tmp_path / "per_image.csv")),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert merged.returncode == 0 and pd.read_csv(tmp_path / "per_image.csv")["image"].nunique() == 48
 
 
 def test_cli_names_bad_arguments(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(_cli("run", "pointing", "--model", "squeezenet1_1", "--n-images", "2", "--out",
-                                 str(tmp_path), "--shard-index", "5", "--num-shards", "2", "--device", "cpu"),
-                            cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        _cli(
+            "run",
+            "pointing",
+            "--model",
+            "squeezenet1_1",
+            "--n-images",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--shard-index",
+            "5",
+            "--num-shards",
+            "2",
+            "--device",
+            "cpu",
+        ),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "shard_index must be an integer in 0..1, got 5" in result.stderr
-    result = subprocess.run(_cli("run", "pointing", "--model", "squeezenet1_1", "--data-source",
-                                 str(tmp_path / "nowhere"), "--out", str(tmp_path)), cwd=ROOT, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        _cli(
+            "run",
+            "pointing",
+            "--model",
+            "squeezenet1_1",
+            "--data-source",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path),
+        ),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "nowhere" in result.stderr
 
 
@@ -143,17 +230,33 @@ def test_mixed_precision_maps_stay_within_tolerance_of_fp32(squeezenet, ilsvrc_r
     assert low.dtype == torch.bfloat16
     assert float((normalize_maps(low.float()) - reference).abs().max()) <= 0.05
     fp32 = experiments.run_localization(squeezenet, records, methods=("grad-cam",), progress=False).table
-    bf16 = experiments.run_localization(squeezenet, records, methods=("grad-cam",), precision="bf16",
-                                        progress=False).table
-    assert (fp32["loc_topk"] == bf16["loc_topk"]).mean() >= 0.9 and (fp32["cls_top1"] == bf16["cls_top1"]).all()
+    bf16 = experiments.run_localization(
+        squeezenet, records, methods=("grad-cam",), precision="bf16", progress=False
+    ).table
+    assert (fp32["loc_topk"] == bf16["loc_topk"]).mean() >= 0.9 and (
+        fp32["cls_top1"] == bf16["cls_top1"]
+    ).all()
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
         experiments.autocast(x.device, "int8")
 
 
 def test_threaded_box_extraction_gives_the_same_rows(squeezenet, ilsvrc_records):
     records = ilsvrc_records[:8]
-    inline = experiments.run_localization(squeezenet, records, thresholds=(0.15, 0.5), batch_size=4, progress=False,
-                                          methods=("grad-cam", "cam", "full-image")).table
-    threaded = experiments.run_localization(squeezenet, records, thresholds=(0.15, 0.5), batch_size=4, box_workers=3,
-                                            progress=False, methods=("grad-cam", "cam", "full-image")).table
+    inline = experiments.run_localization(
+        squeezenet,
+        records,
+        thresholds=(0.15, 0.5),
+        batch_size=4,
+        progress=False,
+        methods=("grad-cam", "cam", "full-image"),
+    ).table
+    threaded = experiments.run_localization(
+        squeezenet,
+        records,
+        thresholds=(0.15, 0.5),
+        batch_size=4,
+        box_workers=3,
+        progress=False,
+        methods=("grad-cam", "cam", "full-image"),
+    ).table
     pd.testing.assert_frame_equal(inline, threaded)

@@ -29,15 +29,18 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory, squeezenet, mobilenet, ilsvrc_records):
     folder = tmp_path_factory.mktemp("study")
-    study.make_stimuli(mobilenet, squeezenet, ilsvrc_records[:80], folder, n_images=10, seed=0, progress=False)
+    study.make_stimuli(
+        mobilenet, squeezenet, ilsvrc_records[:80], folder, n_images=10, seed=0, progress=False
+    )
     return folder
 
 
 # ------------------------------------------------------------------------------ stimuli
 
 
-def test_stimuli_folder_records_sides_and_only_images_both_models_get_right(study_dir, squeezenet, mobilenet,
-                                                                             ilsvrc_records):
+def test_stimuli_folder_records_sides_and_only_images_both_models_get_right(
+    study_dir, squeezenet, mobilenet, ilsvrc_records
+):
     info, manifest = study.load_study(study_dir)
     assert len(manifest) == 20 and manifest["image"].nunique() == 10
     assert set(manifest["method"]) == set(study.STUDY_METHODS)
@@ -45,7 +48,9 @@ def test_stimuli_folder_records_sides_and_only_images_both_models_get_right(stud
     for r in manifest.to_dict("records"):
         accurate_on = "left" if r["left_model"] == "mobilenet_v1_0.75" else "right"
         assert r["accurate_side"] == accurate_on and {r["left_model"], r["right_model"]} == {
-            "mobilenet_v1_0.75", "squeezenet1_1"}
+            "mobilenet_v1_0.75",
+            "squeezenet1_1",
+        }
         for key in ("original_file", "left_file", "right_file"):
             assert (study_dir / "images" / r[key]).is_file()
     assert 0 < (manifest["accurate_side"] == "left").sum() < 20  # randomised, not constant
@@ -58,10 +63,13 @@ def test_stimuli_folder_records_sides_and_only_images_both_models_get_right(stud
 
 
 def test_stimuli_are_reproducible_with_the_seed(study_dir, squeezenet, mobilenet, ilsvrc_records, tmp_path):
-    again = study.make_stimuli(mobilenet, squeezenet, ilsvrc_records[:80], tmp_path, n_images=10, seed=0,
-                               progress=False)
+    again = study.make_stimuli(
+        mobilenet, squeezenet, ilsvrc_records[:80], tmp_path, n_images=10, seed=0, progress=False
+    )
     pd.testing.assert_frame_equal(again, study.load_study(study_dir)[1])
-    assert (tmp_path / "images" / "s001_left.png").read_bytes() == (study_dir / "images" / "s001_left.png").read_bytes()
+    assert (tmp_path / "images" / "s001_left.png").read_bytes() == (
+        study_dir / "images" / "s001_left.png"
+    ).read_bytes()
 
 
 def test_bad_study_folder_is_named(tmp_path):
@@ -116,8 +124,9 @@ def survey(study_dir, tmp_path):
 
 def rows(db):
     with sqlite3.connect(db) as connection:
-        return connection.execute("SELECT rater, stimulus, method, left_model, right_model, rating FROM responses "
-                                  "ORDER BY id").fetchall()
+        return connection.execute(
+            "SELECT rater, stimulus, method, left_model, right_model, rating FROM responses ORDER BY id"
+        ).fetchall()
 
 
 def test_pages_progress_and_resume_after_closing_the_browser(survey, study_dir, tmp_path):
@@ -135,10 +144,23 @@ def test_pages_progress_and_resume_after_closing_the_browser(survey, study_dir, 
     status, text = survey.post("/start", {"rater": "r1"})
     assert "3 of 20" in text and f'value="{order[2]}"' in text
     assert rows(tmp_path / "responses.sqlite") == [
-        ("r1", order[0], manifest.loc[order[0], "method"], manifest.loc[order[0], "left_model"],
-         manifest.loc[order[0], "right_model"], 2),
-        ("r1", order[1], manifest.loc[order[1], "method"], manifest.loc[order[1], "left_model"],
-         manifest.loc[order[1], "right_model"], -1)]
+        (
+            "r1",
+            order[0],
+            manifest.loc[order[0], "method"],
+            manifest.loc[order[0], "left_model"],
+            manifest.loc[order[0], "right_model"],
+            2,
+        ),
+        (
+            "r1",
+            order[1],
+            manifest.loc[order[1], "method"],
+            manifest.loc[order[1], "left_model"],
+            manifest.loc[order[1], "right_model"],
+            -1,
+        ),
+    ]
     with sqlite3.connect(tmp_path / "responses.sqlite") as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -149,19 +171,22 @@ def test_finishing_leads_to_the_thank_you_page(survey, study_dir):
     assert status == 200 and "Thank you" in text and "all 20 pairs" in text
 
 
-@pytest.mark.parametrize("path, fields, status, message", [
-    ("/rate/r2", {"stimulus": "s001", "rating": "3"}, 400, "rating must be one of"),
-    ("/rate/r2", {"stimulus": "s001", "rating": "-3"}, 400, "rating must be one of"),
-    ("/rate/r2", {"stimulus": "s001", "rating": "1.5"}, 400, "rating must be one of"),
-    ("/rate/r2", {"stimulus": "s001", "rating": "nan"}, 400, "rating must be one of"),
-    ("/rate/r2", {"stimulus": "s001"}, 400, "rating must be one of"),
-    ("/rate/r2", {"stimulus": "s999", "rating": "1"}, 404, "unknown stimulus 's999'"),
-    ("/rate/r2", {"stimulus": "s001' OR '1'='1", "rating": "1"}, 404, "unknown stimulus"),
-    ("/rate/r2", {"rating": "1"}, 404, "unknown stimulus"),
-    ("/rate/bad%20id';DROP%20TABLE%20responses;--", {"stimulus": "s001", "rating": "1"}, 400, "rater id"),
-    ("/start", {"rater": ""}, 400, "rater id"),
-    ("/start", {"rater": "x" * 65}, 400, "rater id"),
-])
+@pytest.mark.parametrize(
+    "path, fields, status, message",
+    [
+        ("/rate/r2", {"stimulus": "s001", "rating": "3"}, 400, "rating must be one of"),
+        ("/rate/r2", {"stimulus": "s001", "rating": "-3"}, 400, "rating must be one of"),
+        ("/rate/r2", {"stimulus": "s001", "rating": "1.5"}, 400, "rating must be one of"),
+        ("/rate/r2", {"stimulus": "s001", "rating": "nan"}, 400, "rating must be one of"),
+        ("/rate/r2", {"stimulus": "s001"}, 400, "rating must be one of"),
+        ("/rate/r2", {"stimulus": "s999", "rating": "1"}, 404, "unknown stimulus 's999'"),
+        ("/rate/r2", {"stimulus": "s001' OR '1'='1", "rating": "1"}, 404, "unknown stimulus"),
+        ("/rate/r2", {"rating": "1"}, 404, "unknown stimulus"),
+        ("/rate/bad%20id';DROP%20TABLE%20responses;--", {"stimulus": "s001", "rating": "1"}, 400, "rater id"),
+        ("/start", {"rater": ""}, 400, "rater id"),
+        ("/start", {"rater": "x" * 65}, 400, "rater id"),
+    ],
+)
 def test_bad_requests_get_a_clear_4xx_and_store_nothing(survey, tmp_path, path, fields, status, message):
     code, text = survey.post(path, fields)
     assert code == status and message in text
@@ -175,8 +200,17 @@ def test_oversized_and_wrong_method_requests_are_refused(survey, tmp_path):
     assert rows(tmp_path / "responses.sqlite") == []
 
 
-@pytest.mark.parametrize("path", ["/images/../stimuli.csv", "/images/%2e%2e/stimuli.csv", "/images/..%2fstudy.json",
-                                  "/images//etc/passwd", "/images/nothing.png", "/stimuli.csv"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/images/../stimuli.csv",
+        "/images/%2e%2e/stimuli.csv",
+        "/images/..%2fstudy.json",
+        "/images//etc/passwd",
+        "/images/nothing.png",
+        "/stimuli.csv",
+    ],
+)
 def test_static_files_only_from_the_study_images(survey, path):
     status, text = survey.get(path)
     assert status == 404 and "stimulus,image" not in text and "root:" not in text
@@ -213,7 +247,9 @@ def test_load_50_concurrent_raters_20_ratings_each_stored_exactly_once(study_dir
     def rater(r):
         failures = 0
         for i, stimulus in enumerate(stimuli):
-            status, _ = survey.post(f"/rate/load{r:02d}", {"stimulus": stimulus, "rating": str((r + i) % 5 - 2)})
+            status, _ = survey.post(
+                f"/rate/load{r:02d}", {"stimulus": stimulus, "rating": str((r + i) % 5 - 2)}
+            )
             failures += status != 200
         # a resent form (double click) must not add a row
         survey.post(f"/rate/load{r:02d}", {"stimulus": stimuli[0], "rating": "2"})
@@ -227,8 +263,10 @@ def test_load_50_concurrent_raters_20_ratings_each_stored_exactly_once(study_dir
         survey.stop()
     seconds = time.perf_counter() - start
     stored = {(r[0], r[1]): r[5] for r in rows(db)}
-    print(f"\nload test: 50 raters x 20 ratings sent (+50 resent), {len(rows(db))} rows stored, "
-          f"{len(expected) - len(set(stored) & set(expected))} lost, {failures} failed requests, {seconds:.1f} s")
+    print(
+        f"\nload test: 50 raters x 20 ratings sent (+50 resent), {len(rows(db))} rows stored, "
+        f"{len(expected) - len(set(stored) & set(expected))} lost, {failures} failed requests, {seconds:.1f} s"
+    )
     assert failures == 0 and len(rows(db)) == 1000 and stored == expected
     assert seconds < 120  # bounded: about 2,100 requests on loopback
 
@@ -256,18 +294,22 @@ def test_browser_rates_three_stimuli_by_clicking(browser, survey, study_dir, tmp
     from selenium.webdriver.support.ui import WebDriverWait
 
     def wait_for_progress(text):
-        WebDriverWait(browser, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
-            lambda driver: driver.find_element("id", "progress").text == text)
+        WebDriverWait(
+            browser, 20, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        ).until(lambda driver: driver.find_element("id", "progress").text == text)
 
     clicks = [2, -1, 0]
     for step, value in enumerate(clicks, start=1):
         wait_for_progress(f"{step} of 20")
-        images = browser.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth);")
+        images = browser.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth);"
+        )
         assert len(images) == 3 and all(w and w > 0 for w in images)
         browser.find_element("id", f"rating{value}").click()
     wait_for_progress("4 of 20")
     assert [(r[0], r[1], r[5]) for r in rows(tmp_path / "responses.sqlite")] == [
-        ("browser1", s, v) for s, v in zip(order[:3], clicks)]
+        ("browser1", s, v) for s, v in zip(order[:3], clicks)
+    ]
 
 
 # ------------------------------------------------------------------------------ analysis (SYNTHETIC data)
@@ -290,20 +332,29 @@ def test_trust_summary_by_hand(synthetic):
     gb = synthetic[synthetic["method"] == "guided-backprop"]["signed"].to_numpy()
     assert summary.loc["guided-backprop", "mean"] == pytest.approx(round(gb.mean(), 3))
     assert summary.loc["guided-backprop", "std"] == pytest.approx(round(gb.std(ddof=1), 3))
-    assert summary.loc["guided-backprop", "Wilcoxon p (vs 0)"] == pytest.approx(stats.wilcoxon(gb[gb != 0]).pvalue)
+    assert summary.loc["guided-backprop", "Wilcoxon p (vs 0)"] == pytest.approx(
+        stats.wilcoxon(gb[gb != 0]).pvalue
+    )
     assert summary.loc["guided-backprop", "ratings"] == len(gb)
 
 
 def test_rater_consistency_by_hand():
     table = pd.DataFrame({"rater": ["a"] * 4 + ["b"] * 2, "signed": [2, 1, -1, 0, 0, 0]})
     out = study.rater_consistency(table).set_index("rater")
-    assert out.loc["a", "mean"] == pytest.approx(0.5) and out.loc["a", "consistency"] == pytest.approx(2 / 3, abs=5e-4)
+    assert out.loc["a", "mean"] == pytest.approx(0.5) and out.loc["a", "consistency"] == pytest.approx(
+        2 / 3, abs=5e-4
+    )
     assert np.isnan(out.loc["b", "consistency"])
 
 
 def test_krippendorff_alpha_known_cases():
-    perfect = pd.DataFrame({"rater": ["a", "a", "a", "b", "b", "b"], "stimulus": ["s1", "s2", "s3"] * 2,
-                            "signed": [2, 0, -1, 2, 0, -1]})
+    perfect = pd.DataFrame(
+        {
+            "rater": ["a", "a", "a", "b", "b", "b"],
+            "stimulus": ["s1", "s2", "s3"] * 2,
+            "signed": [2, 0, -1, 2, 0, -1],
+        }
+    )
     assert study.inter_rater_agreement(perfect) == pytest.approx(1.0)
     one_rater = perfect[perfect["rater"] == "a"]
     assert np.isnan(study.inter_rater_agreement(one_rater))
@@ -311,14 +362,19 @@ def test_krippendorff_alpha_known_cases():
     import krippendorff
 
     opposite = perfect.assign(signed=[2, 0, -2, -2, 0, 2])
-    expected = krippendorff.alpha(reliability_data=[[2, 0, -2], [-2, 0, 2]], level_of_measurement="ordinal",
-                                  value_domain=[-2, -1, 0, 1, 2])
+    expected = krippendorff.alpha(
+        reliability_data=[[2, 0, -2], [-2, 0, 2]],
+        level_of_measurement="ordinal",
+        value_domain=[-2, -1, 0, 1, 2],
+    )
     assert study.inter_rater_agreement(opposite) == pytest.approx(expected) and expected < 0
 
 
 def test_bad_responses_files_are_named(tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text("rater,stimulus,method,left_model,right_model,rating\na,s1,guided-backprop,vgg16,alexnet,5\n")
+    bad.write_text(
+        "rater,stimulus,method,left_model,right_model,rating\na,s1,guided-backprop,vgg16,alexnet,5\n"
+    )
     with pytest.raises(study.StudyError, match=r"bad.csv: rating 5 outside -2..\+2 \(row 2\)"):
         study.read_responses(bad)
     bad.write_text("rater,rating\na,1\n")

@@ -15,7 +15,9 @@ TINY = training.TrainingConfig("mnist-cnn", "mnist", epochs=1, batch_size=64, le
 
 @pytest.fixture
 def checkpoints(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "checkpoint_path", lambda config: tmp_path / f"{config.name}-{config.digest()}.pt")
+    monkeypatch.setattr(
+        training, "checkpoint_path", lambda config: tmp_path / f"{config.name}-{config.digest()}.pt"
+    )
     return tmp_path
 
 
@@ -28,14 +30,18 @@ def test_training_twice_gives_the_same_weights_and_another_seed_does_not():
     other, _ = training.fit(dataclasses.replace(TINY, seed=1), train, test, progress=False)
     assert training.state_sha256(other.state_dict()) != training.state_sha256(first.state_dict())
     assert len(history) == 1 and 0.1 < history[0]["eval_accuracy"] <= 1.0  # learned something in one epoch
-    assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()  # settings restored
+    assert (
+        torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
+    )  # settings restored
 
 
 def test_checkpoints_are_cached_by_configuration_hash(checkpoints):
     first = training.train_or_load(TINY, progress=False)
     assert first.trained_now and first.path.is_file()
     again = training.train_or_load(TINY, progress=False)
-    assert not again.trained_now and again.state_sha256 == first.state_sha256 and again.history == first.history
+    assert (
+        not again.trained_now and again.state_sha256 == first.state_sha256 and again.history == first.history
+    )
     changed = dataclasses.replace(TINY, learning_rate=1e-3)
     assert changed.digest() != TINY.digest() and training.checkpoint_path(changed) != first.path
     assert TINY.digest() == dataclasses.replace(TINY).digest()
@@ -59,7 +65,11 @@ def test_checkpoint_errors_name_the_file(tmp_path):
 def test_mnist_split_is_a_disjoint_seeded_partition():
     train, test = training.mnist_splits(8000, seed=0)
     assert len(train) == 8000 and len(test) == 2000
-    assert train.images.shape[1:] == (1, 28, 28) and 0 <= float(train.images.min()) and float(train.images.max()) <= 1
+    assert (
+        train.images.shape[1:] == (1, 28, 28)
+        and 0 <= float(train.images.min())
+        and float(train.images.max()) <= 1
+    )
     images, labels = data.load_mnist()
     total = np.sort(np.concatenate([train.labels.numpy(), test.labels.numpy()]))
     assert np.array_equal(total, np.sort(labels))
@@ -94,12 +104,18 @@ def test_unknown_standin_and_dataset_are_refused():
         training.training_data(dataclasses.replace(TINY, dataset="svhn"))
 
 
-@pytest.mark.parametrize("name, shape", [("mnist-cnn", (2, 1, 28, 28)), ("cifar10-cnn", (2, 3, 32, 32)),
-                                         ("squeezenet1_1-cxr", (2, 3, 224, 224))])
+@pytest.mark.parametrize(
+    "name, shape",
+    [("mnist-cnn", (2, 1, 28, 28)), ("cifar10-cnn", (2, 3, 32, 32)), ("squeezenet1_1-cxr", (2, 3, 224, 224))],
+)
 def test_standin_specs_give_cam_equal_grad_cam(name, shape, tmp_path):
     # random weights saved as a checkpoint: the registry's layers and scores fit the architecture
     torch.manual_seed(0)
-    module = training.architecture(name) if name != "squeezenet1_1-cxr" else models.squeezenet_multilabel(14, False)
+    module = (
+        training.architecture(name)
+        if name != "squeezenet1_1-cxr"
+        else models.squeezenet_multilabel(14, False)
+    )
     path = tmp_path / "random.pt"
     torch.save({"state_dict": module.state_dict()}, path)
     model = models.load_model(name, weights_path=str(path), device="cpu")

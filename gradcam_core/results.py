@@ -1,0 +1,146 @@
+"""Results files: written atomically (a results file is never left half written), read back,
+the reference numbers of the paper and the seed, and the provenance of a run (data hashes,
+versions, hardware, run times). Nothing here computes an explanation or draws a table for
+the page (:mod:`gradcam_core.tables`, :mod:`gradcam_core.figures`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from . import data
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
+REFERENCE_FILES = {"paper": "paper_results.yaml", "seed": "seed_results.yaml"}
+RUN_TIMES_FILE = "run_times.csv"
+
+
+def load_reference(name: str) -> dict:
+    """The paper's (``"paper"``) or the seed's (``"seed"``) numbers, from the committed copy of
+    the reference YAML files in ``data/reference``."""
+    if name not in REFERENCE_FILES:
+        raise ValueError(f"reference must be 'paper' or 'seed', got {name!r}")
+    return yaml.safe_load((REFERENCE_DIR / REFERENCE_FILES[name]).read_text())
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_file(path: str | Path):
+    """A text handle on a temporary file beside ``path``, renamed to ``path`` only when the
+    block completes, so a results file is never left half written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            yield handle
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write a CSV atomically (:func:`atomic_file`), floats to 6 significant digits."""
+    with atomic_file(path) as handle:
+        table.to_csv(handle, index=False, float_format="%.6g")
+    return Path(path)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write a text file atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def per_image_table(runs: dict, out_csv: str | Path, per_image_csv: str | Path | None = None) -> pd.DataFrame:
+    """The per-image table of a task, written to ``out_csv``: the tables of ``runs`` (model name
+    -> a task run with ``table`` and ``skipped``) joined, or, given ``per_image_csv``, the merged
+    table of a sharded run (``python -m gradcam_core.runner merge``) read back. Prints what it
+    holds: images evaluated and unreadable images skipped per model."""
+    if per_image_csv is not None:
+        table = pd.read_csv(per_image_csv)
+        write_table(table, out_csv)
+        print(f"{table['image'].nunique()} images read from the merged results of a sharded run")
+        return table
+    table = pd.concat([run.table for run in runs.values()], ignore_index=True)
+    write_table(table, out_csv)
+    for name, run in runs.items():
+        skipped = f": {', '.join(run.skipped)}" if run.skipped else ""
+        print(
+            f"{name}: {run.table['image'].nunique()} images evaluated, "
+            f"{len(run.skipped)} unreadable images skipped{skipped}"
+        )
+    return table
+
+
+def write_run_times(output_dir: str | Path, seconds: dict[str, float]) -> Path:
+    """Wall time of each model's run (``{model: seconds}``) as ``run_times.csv`` in
+    ``output_dir``, for the provenance page; prints them."""
+    for model, value in seconds.items():
+        print(f"{model}: {value:.1f} s")
+    table = pd.DataFrame({"model": list(seconds), "seconds": [round(v, 1) for v in seconds.values()]})
+    return write_table(table, Path(output_dir) / RUN_TIMES_FILE)
+
+
+# --------------------------------------------------------------------------------------------
+# Provenance
+# --------------------------------------------------------------------------------------------
+
+
+def run_times(results_dir: str | Path) -> pd.DataFrame:
+    """All ``run_times.csv`` files under ``results_dir``, one row per task and model."""
+    paths = sorted(Path(results_dir).glob(f"*/{RUN_TIMES_FILE}"))
+    frames = [pd.read_csv(path).assign(task=path.parent.name) for path in paths]
+    if not frames:
+        return pd.DataFrame(columns=["task", "model", "seconds"])
+    return pd.concat(frames, ignore_index=True)[["task", "model", "seconds"]]
+
+
+def data_provenance() -> pd.DataFrame:
+    """Per embedded group: files, bytes and one sha256 over its files' sorted sha256 list."""
+    manifest = data.read_manifest()
+    rows = []
+    for group in data.GROUPS:
+        part = manifest[manifest["path"].str.startswith(group + "/")].sort_values("path")
+        digest = hashlib.sha256("\n".join(part["sha256"]).encode()).hexdigest()
+        rows.append(
+            {
+                "group": group,
+                "files": len(part),
+                "bytes": int(part["bytes"].sum()),
+                "sha256 of sha256s": digest,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def provenance() -> dict:
+    """Versions and hardware of the run, for the provenance page."""
+    import torch
+
+    versions = {}
+    for package in ("torch", "torchvision", "numpy", "scipy", "pandas", "captum", "cv2", "papermill"):
+        try:
+            versions[package] = __import__(package).__version__
+        except ImportError:
+            versions[package] = "not installed"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        **versions,
+    }
