@@ -2,15 +2,17 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-12)
 # task notebooks first: the book's own notebooks (results, provenance) read their results files
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) book/results_vs_paper.ipynb book/provenance.ipynb
 
-.PHONY: venv data test notebooks book html bench clean
+.PHONY: venv data lint format test notebooks book html bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# the pinned requirements, then gradcam_core itself, editable (pyproject.toml; its dependencies are requirements.txt)
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -18,7 +20,15 @@ venv: $(STAMP)
 data: venv  ## fetch the embedded data and weights into data/cache (mirror or download), verified
 	$(PY) -m gradcam_core.data fetch
 
-test: data  ## unit tests, the browser check of the book, then nbval re-executing every notebook
+lint: venv  ## ruff: lint rules and formatting (pyproject.toml), package, tests, benchmarks and notebooks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint data  ## the linter, unit tests, the browser check of the book, then nbval re-executing every notebook
 	$(PY) -m pytest
 
 notebooks: data  ## execute every task notebook in place with papermill (embedded default)

@@ -26,17 +26,14 @@ import argparse
 import copy
 import sys
 import time
-from pathlib import Path
 
 import torch
+from bench_gradcam import build, load_batch, timed  # bench_gradcam.py, beside this script
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_gradcam import build, load_batch, timed  # noqa: E402
-
-from gradcam_core import data, experiments, methods  # noqa: E402
-from gradcam_core.methods import normalize_maps  # noqa: E402
+from gradcam_core import data, methods
+from gradcam_core.maps import normalize_maps
+from gradcam_core.tasks import localization
+from gradcam_core.tasks.common import PRECISIONS, ImageBatches, autocast
 
 
 def max_diff(ours: torch.Tensor, theirs) -> float:
@@ -224,15 +221,17 @@ def bench_task1(args) -> dict:
     records = data.load_ilsvrc_val(n_images=args.task1_images)
 
     def plain_inference():
-        iterator, _ = experiments.batches(model, records, args.batch, args.num_workers, progress=False)
+        batches = ImageBatches(
+            model, records, batch_size=args.batch, num_workers=args.num_workers, progress=False
+        )
         with torch.no_grad():
-            for images, _ in iterator:
+            for images, _ in batches:
                 model(images).topk(5, 1)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
     def task1():
-        return experiments.run_localization(
+        return localization.run_localization(
             model,
             records,
             thresholds=(0.15,),
@@ -255,6 +254,21 @@ def bench_task1(args) -> dict:
     return {"images": len(records), "plain": t_plain, "task1": t_task}
 
 
+def precision_check(args) -> None:
+    """Grad-CAM maps in bf16 and fp16 autocast against fp32, after normalisation."""
+    model = build(args.model, args.device)
+    x = load_batch(model, args.batch)
+    with torch.no_grad():
+        labels = model(x).argmax(1)
+    reference = normalize_maps(methods.GradCAM(model).attribute(x, labels).float())
+    for precision in ("bf16", "fp16"):
+        with autocast(x.device, precision):
+            low = methods.GradCAM(model).attribute(x, labels)
+        diff = (normalize_maps(low.float()) - reference).abs()
+        print(f"{args.model} {precision}: max |normalised map - fp32| = {diff.max():.4f}, ", end="")
+        print(f"mean {diff.mean():.5f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="squeezenet1_1")
@@ -267,9 +281,12 @@ def main(argv=None) -> int:
     parser.add_argument("--stride", type=int, default=15)
     parser.add_argument("--task1-images", type=int, default=256)
     parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--precision", default="fp32", choices=sorted(experiments.PRECISIONS))
+    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
     parser.add_argument("--box-workers", type=int, default=0, help="Task 1: threads extracting boxes")
     parser.add_argument("--task1-only", action="store_true", help="only the end-to-end Task 1 throughput")
+    parser.add_argument(
+        "--precision-check", action="store_true", help="only Grad-CAM in bf16/fp16 against fp32 (maps)"
+    )
     parser.add_argument("--short", action="store_true", help="tiny sizes (CI): batch 2, 1 repeat, 4 IG steps")
     args = parser.parse_args(argv)
     if args.short:
@@ -281,6 +298,9 @@ def main(argv=None) -> int:
         f"torch={torch.__version__} threads={torch.get_num_threads()}"
         + (f" gpu={torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "")
     )
+    if args.precision_check:
+        precision_check(args)
+        return 0
     rows = [] if args.task1_only else bench(args)
     ours = {r["method"]: r["seconds"] for r in rows if r["impl"].startswith("ours")}
     if rows:
@@ -301,12 +321,14 @@ def main(argv=None) -> int:
             f"{faster} | {diff} |"
         )
     result = bench_task1(args)
+    images, plain, task1 = result["images"], result["plain"], result["task1"]
+    setup = f"batch {args.batch}, {args.num_workers} loader workers, {args.box_workers} box threads"
     print(
-        f"\nTask 1 end to end, {result['images']} embedded images, batch {args.batch}, "
-        f"{args.num_workers} loader workers, {args.box_workers} box threads, {args.precision}: plain inference {result['plain']:.2f} s "
-        f"({result['images'] / result['plain']:.0f} images/s), Task 1 {result['task1']:.2f} s "
-        f"({result['images'] / result['task1']:.0f} images/s), ratio {result['task1'] / result['plain']:.2f}; "
-        f"projected for the 50,000 val images: {50000 / (result['images'] / result['task1']) / 60:.1f} min"
+        f"\nTask 1 end to end, {images} embedded images, {setup}, {args.precision}: "
+        f"plain inference {plain:.2f} s "
+        f"({images / plain:.0f} images/s), Task 1 {task1:.2f} s ({images / task1:.0f} images/s), "
+        f"ratio {task1 / plain:.2f}; "
+        f"projected for the 50,000 val images: {50000 * task1 / images / 60:.1f} min"
     )
     return 0
 

@@ -13,20 +13,4 @@ python3 benchmarks/bench_explainers.py --model vgg16 --device cuda --batch 64 --
 python3 benchmarks/bench_explainers.py --model vgg16 --device cuda --batch 128 --task1-images 1300 --num-workers 8 \
     --box-workers 12 --task1-only --precision bf16 2>&1 | tee "$OUT/task1_vgg16_bf16.txt"
 python3 benchmarks/bench_gradcam.py --models vgg16 --batch 64 --repeats 5 --device cuda 2>&1 | tee "$OUT/bench_gradcam_vgg16.txt"
-python3 - <<'PY' 2>&1 | tee "$OUT/precision_check.txt"
-import sys, torch
-sys.path.insert(0, "benchmarks"); sys.path.insert(0, ".")
-from bench_gradcam import build, load_batch
-from gradcam_core import experiments
-from gradcam_core.methods import GradCAM, normalize_maps
-for name in ("vgg16",):
-    model = build(name, "cuda")
-    x = load_batch(model, 64)
-    labels = model(x).argmax(1)
-    reference = normalize_maps(GradCAM(model).attribute(x, labels).float())
-    for precision in ("bf16", "fp16"):
-        with experiments.autocast(x.device, precision):
-            low = GradCAM(model).attribute(x, labels)
-        diff = (normalize_maps(low.float()) - reference).abs()
-        print(f"{name} {precision}: max |normalised map - fp32| = {diff.max():.4f}, mean {diff.mean():.5f}")
-PY
+python3 benchmarks/bench_explainers.py --model vgg16 --device cuda --batch 64 --precision-check 2>&1 | tee "$OUT/precision_check.txt"

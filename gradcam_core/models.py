@@ -181,9 +181,10 @@ def without_background_class(classifier: nn.Linear) -> nn.Linear:
     """A 1001-way TF classifier (output 0 = "background") as the 1,000-way ILSVRC classifier:
     the same layer without its first row, so output ``c`` is ILSVRC class ``c`` both in the
     logits and in ``classifier.weight[c]``."""
-    trimmed = nn.Linear(classifier.in_features, classifier.out_features - 1)
+    trimmed = nn.Linear(classifier.in_features, classifier.out_features - 1, bias=classifier.bias is not None)
     trimmed.weight.data = classifier.weight.data[1:].clone()
-    trimmed.bias.data = classifier.bias.data[1:].clone()
+    if classifier.bias is not None:
+        trimmed.bias.data = classifier.bias.data[1:].clone()
     return trimmed
 
 
@@ -228,16 +229,22 @@ def build_tfjs_classifier(folder: Path) -> TFJSClassifierNet:
     for layer in layers[1:]:
         kind, cfg = layer["class_name"], layer["config"]
         name = cfg["name"]
+        if kind in ("Conv2D", "DepthwiseConv2D") and cfg["padding"] != "same":
+            raise data.DataFileError(f"{folder}: layer {name} padding {cfg['padding']!r} unsupported")
         if kind == "GlobalAveragePooling2D":
             pooled = True
-        elif kind in ("Conv2D", "DepthwiseConv2D") and pooled:
+        elif kind == "DepthwiseConv2D" and pooled:
+            raise data.DataFileError(
+                f"{folder}/model.json: a depthwise layer ({name}) after global pooling "
+                "is not supported; the classifier must be a 1x1 Conv2D"
+            )
+        elif kind == "Conv2D" and pooled:
             kernel = w[f"{name}/kernel"]  # (1, 1, in, out)
-            classifier = nn.Linear(kernel.shape[2], kernel.shape[3])
+            classifier = nn.Linear(kernel.shape[2], kernel.shape[3], bias=cfg["use_bias"])
             classifier.weight.data = _tensor(kernel[0, 0].T)
-            classifier.bias.data = _tensor(w[f"{name}/bias"])
+            if cfg["use_bias"]:
+                classifier.bias.data = _tensor(w[f"{name}/bias"])
         elif kind == "Conv2D":
-            if cfg["padding"] != "same":
-                raise data.DataFileError(f"{folder}: layer {name} padding {cfg['padding']!r} unsupported")
             kernel = w[f"{name}/kernel"]  # (kh, kw, in, out)
             conv = Conv2dSame(
                 channels, cfg["filters"], cfg["kernel_size"], cfg["strides"], bias=cfg["use_bias"]

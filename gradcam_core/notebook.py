@@ -15,14 +15,15 @@ DISPLAY_WIDTH = 160
 DISPLAY_MAX_ROWS = 500
 
 
-def setup(seed: int | None = None, output_dir: str | Path | None = None) -> Path | None:
+def setup(seed: int | None = None, path: str | Path | None = None) -> Path | None:
     """Prepare a notebook run: progress bars as text (no ipywidgets), library ``UserWarning``s
-    silenced (captum's and torch's hook notices), pandas' display width, torch's global seed
-    when ``seed`` is given. Returns ``output_dir`` as a :class:`~pathlib.Path` (None without)."""
+    silenced (captum's and torch's hook notices), pandas' display options, torch's global seed
+    when ``seed`` is given. Returns ``path`` (the notebook's output or results folder) as a
+    :class:`~pathlib.Path` (None without)."""
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=tqdm.TqdmWarning)
     pd.set_option("display.width", DISPLAY_WIDTH)
     pd.set_option("display.max_rows", DISPLAY_MAX_ROWS)
     if seed is not None:
         torch.manual_seed(seed)
-    return Path(output_dir) if output_dir is not None else None
+    return Path(path) if path is not None else None

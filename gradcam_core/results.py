@@ -86,13 +86,13 @@ def per_image_table(runs: dict, out_csv: str | Path, per_image_csv: str | Path |
     return table
 
 
-def write_run_times(output_dir: str | Path, seconds: dict[str, float]) -> Path:
+def write_run_times(output_dir: str | Path, seconds: dict[str, float]) -> None:
     """Wall time of each model's run (``{model: seconds}``) as ``run_times.csv`` in
     ``output_dir``, for the provenance page; prints them."""
     for model, value in seconds.items():
         print(f"{model}: {value:.1f} s")
     table = pd.DataFrame({"model": list(seconds), "seconds": [round(v, 1) for v in seconds.values()]})
-    return write_table(table, Path(output_dir) / RUN_TIMES_FILE)
+    write_table(table, Path(output_dir) / RUN_TIMES_FILE)
 
 
 # --------------------------------------------------------------------------------------------

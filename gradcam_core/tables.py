@@ -481,20 +481,19 @@ def fgsm_summary(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def standin_accuracy(models: dict, splits: dict, accuracy) -> pd.DataFrame:
-    """Per dataset: the stand-in, its train and test split sizes and ``accuracy(module, test)``
-    on the whole test split, rounded to 4 digits."""
-    return pd.DataFrame(
-        [
-            {
-                "model": models[d].name,
-                "train images": len(splits[d][0]),
-                "test images": len(splits[d][1]),
-                "test accuracy": round(accuracy(models[d].module, splits[d][1]), 4),
-            }
-            for d in models
-        ]
-    )
+def standin_accuracy(standins: dict) -> pd.DataFrame:
+    """Per dataset: the stand-in (:class:`~gradcam_core.tasks.fidelity.FidelityStandIn`), its
+    train and test split sizes and its accuracy on the whole test split, rounded to 4 digits."""
+    rows = [
+        {
+            "model": s.model.name,
+            "train images": len(s.train),
+            "test images": len(s.test),
+            "test accuracy": round(s.test_accuracy(), 4),
+        }
+        for s in standins.values()
+    ]
+    return pd.DataFrame(rows)
 
 
 def fidelity_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -527,12 +526,13 @@ def fidelity_summary(table: pd.DataFrame) -> pd.DataFrame:
 SEED_TASK7_METHODS = {"grad-cam": "grad-cam", "gradient-shap": "shap", "integrated-gradients": "ig"}
 
 
-def fidelity_vs_seed(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+def fidelity_vs_seed(summary: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
     """Fidelity and contrastivity at 1 % and 10 % beside the seed's numbers for ``dataset``
-    ("mnist" or "cifar10"), methods as columns."""
+    ("mnist" or "cifar10"), methods as columns; only ``model``'s rows when given."""
     seed = load_reference("seed")["task7_fidelity_contrastivity"][dataset]
     rows = []
-    for r in summary.to_dict("records"):
+    ours = summary if model is None else summary[summary["model"] == model]
+    for r in ours.to_dict("records"):
         pct = f"{round(100 * r['threshold'])}pct"
         seed_name = SEED_TASK7_METHODS.get(r["method"], r["method"])
         for metric in ("fidelity", "contrastivity"):

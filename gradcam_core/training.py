@@ -63,6 +63,15 @@ class TrainedModel:
     seconds: float
     trained_now: bool
 
+    def describe(self) -> str:
+        """One line: the checkpoint, its state hash, whether it was trained now, how long
+        training took."""
+        origin = "trained now" if self.trained_now else "loaded from the cache"
+        return (
+            f"checkpoint {self.path.name}, state sha256 {self.state_sha256[:16]}, {origin}; "
+            f"training took {self.seconds:.0f} s"
+        )
+
     @property
     def seconds_this_run(self) -> float:
         """Training time spent by this process: the training's wall time when it trained now,

@@ -1,18 +1,16 @@
-"""Shared fixtures: the two embedded models and small batches of real embedded images."""
+"""Shared fixtures: the two embedded models, the embedded ILSVRC records, a full-size val folder,
+a study folder and a headless browser. Helper functions live in :mod:`tests.helpers`."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gradcam_core import data, models  # noqa: E402
+from gradcam_core import data, models
+from gradcam_core.tasks import user_study
 
 torch.set_num_threads(2)
 
@@ -37,8 +35,24 @@ def embedded_model(request, squeezenet, mobilenet):
     return {"squeezenet1_1": squeezenet, "mobilenet_v1_0.75": mobilenet}[request.param]
 
 
-def image_batch(model: models.LoadedModel, records, count: int = 4, start: int = 0) -> torch.Tensor:
-    return model.preprocess([data.load_rgb(r.path) for r in records[start : start + count]])
+@pytest.fixture(scope="session")
+def full_size_val_folder(tmp_path_factory, ilsvrc_records):
+    """Official-layout val folder: four embedded images rescaled back to their original sizes."""
+    folder = tmp_path_factory.mktemp("val")
+    _, sizes, _ = data.read_ilsvrc_boxes()
+    for record in ilsvrc_records[:4]:
+        data.load_rgb(record.path).resize(sizes[record.name]).save(folder / record.name, quality=95)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def study_dir(tmp_path_factory, squeezenet, mobilenet, ilsvrc_records):
+    """A study folder of 10 images x 2 methods (MobileNet in the role of the more accurate model)."""
+    folder = tmp_path_factory.mktemp("study")
+    user_study.make_stimuli(
+        mobilenet, squeezenet, ilsvrc_records[:80], folder, n_images=10, seed=0, progress=False
+    )
+    return folder
 
 
 CHROMIUM = shutil.which("chromium")

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from gradcam_core import attacks, models
+from gradcam_core import attacks
+from tests.helpers import loaded_module
 
 
 class _PixelTrigger(nn.Module):
@@ -18,21 +19,7 @@ class _PixelTrigger(nn.Module):
 
 
 def _loaded(module, size=5):
-    spec = models.ModelSpec(
-        "tiny",
-        "test model",
-        lambda w: module,
-        models.to_pixels(size),
-        lambda x: x,
-        "",
-        "",
-        models.scores_identity,
-        lambda: ["dark", "bright"],
-        embedded=True,
-    )
-    return models.LoadedModel(
-        spec, models.prepare(module, torch.device("cpu")), ["dark", "bright"], torch.device("cpu")
-    )
+    return loaded_module(module, ["dark", "bright"], input_size=size)
 
 
 def test_one_pixel_attack_finds_the_known_flipping_pixel():

@@ -1,7 +1,7 @@
 """The catalogue of bad inputs, one row per (entry point, case), each with its exact behaviour:
 an error of a named type whose message names the thing at fault, or a counted skip with the
 file listed in the run's report. Nothing is dropped silently and no results file is left half
-written (``report.write_table`` and the runner write through a temporary file and a rename).
+written (``results.write_table`` and the runner write through a temporary file and a rename).
 
 Image decoding cases in detail (CMYK, RGBA, 16-bit, grayscale conversions) are also in
 ``test_data.py``; this file lists every entry point in one place.
@@ -9,7 +9,6 @@ Image decoding cases in detail (CMYK, RGBA, 16-bit, grayscale conversions) are a
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gradcam_core import data, experiments, methods, metrics, models, report, runner, study, training
+from gradcam_core import data, maps, methods, metrics, models, results, runner, standins, study, training
+from gradcam_core.tasks import chest_xray, common, localization, pointing
+from tests.helpers import random_standin, run_papermill
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,7 @@ def test_convertible_image_modes_load_as_8bit_rgb(tmp_path, mode):
 def test_a_run_skips_counts_and_lists_a_bad_image(squeezenet, ilsvrc_records, tmp_path, kind):
     bad = _write(kind, tmp_path)
     records = [ilsvrc_records[0], data.ImageRecord(bad, 1, "x", ilsvrc_records[0].boxes, (227, 227))]
-    for task in (experiments.run_localization, experiments.run_pointing_game):
+    for task in (localization.run_localization, pointing.run_pointing_game):
         run = task(squeezenet, records, progress=False)
         assert run.skipped == [str(bad)] and set(run.table["image"]) == {ilsvrc_records[0].name}
 
@@ -94,11 +95,10 @@ def test_a_bad_xray_is_skipped_and_listed(tmp_path):
     boxed = [r for r in data.load_nih_cxr() if r.boxes][:2]
     bad = _write("truncated", tmp_path)
     records = [boxed[0], data.XrayRecord(bad, boxed[1].findings, boxed[1].boxes, boxed[1].size)]
-    torch.manual_seed(0)
-    path = tmp_path / "random.pt"
-    torch.save({"state_dict": models.squeezenet_multilabel(14, False).state_dict()}, path)
-    model = models.load_model("squeezenet1_1-cxr", weights_path=str(path), device="cpu")
-    run, _ = experiments.run_xray_localization(model, records, methods=("grad-cam",), progress=False)
+    model = random_standin("squeezenet1_1-cxr", tmp_path)
+    run = chest_xray.run_xray_localization(
+        model, records, {"grad-cam": methods.GradCAM(model)}, progress=False
+    )
     assert run.skipped == [str(bad)] and set(run.table["image"]) == {boxed[0].name}
 
 
@@ -197,21 +197,37 @@ def test_responses_file_with_a_bad_rating_is_named(tmp_path):
             ValueError,
             r"target must be .* got shape \(3, 1\)",
         ),
-        (lambda m: methods.get_method("lime"), ValueError, "unknown method 'lime'"),
+        (lambda m: methods.create("lime", m), ValueError, "unknown method 'lime'"),
+        (
+            lambda m: methods.create("grad-cam", m, steps=3),
+            ValueError,
+            r"method 'grad-cam' has no setting\(s\)",
+        ),
         (
             lambda m: methods.Occlusion(m, patch_size=300).attribute(torch.zeros(1, 3, 224, 224), 1),
             ValueError,
             "patch_size 300 exceeds the image size",
         ),
         (lambda m: methods.Occlusion(m, patch_size=10, stride=20), ValueError, "leaves pixels unoccluded"),
-        (lambda m: experiments.make_explainer("gradient-shap", m), ValueError, "needs a background"),
         (
-            lambda m: experiments.run_localization(m, [], methods=("lime",)),
+            lambda m: methods.create("gradient-shap", m),
+            ValueError,
+            r"needs the setting\(s\) \['background'\]",
+        ),
+        (lambda m: common.create_explainers(["gradient-shap"], m), ValueError, "needs a background"),
+        (
+            lambda m: localization.run_localization(m, [], methods=("lime",)),
             ValueError,
             "unknown localisation method",
         ),
-        (lambda m: experiments.autocast(torch.device("cpu"), "fp8"), ValueError, "precision must be one of"),
+        (lambda m: common.autocast(torch.device("cpu"), "fp8"), ValueError, "precision must be one of"),
         (lambda m: training.load_standin("vgg16"), ValueError, "is not a stand-in trained here"),
+        (lambda m: standins.architecture("vgg16"), ValueError, "no stand-in architecture 'vgg16'"),
+        (
+            lambda m: models.load_model("mnist-cnn", weights_path="/nonexistent/w.pt"),
+            data.WeightsUnavailableError,
+            "checkpoint /nonexistent/w.pt does not exist",
+        ),
     ],
     ids=[
         "model",
@@ -220,12 +236,16 @@ def test_responses_file_with_a_bad_rating_is_named(tmp_path):
         "class",
         "target-shape",
         "method",
+        "setting",
         "patch",
         "stride",
         "background",
+        "task-background",
         "loc-method",
         "precision",
         "stand-in",
+        "architecture",
+        "checkpoint",
     ],
 )
 def test_registry_and_method_errors_name_the_thing(squeezenet, call, error, message):
@@ -239,7 +259,7 @@ def test_nan_or_inf_in_maps_is_refused_everywhere(bad):
     heat[2, 3] = bad
     boxes = [[0, 0, 4, 4]]
     with pytest.raises(ValueError, match="NaN or inf"):
-        methods.normalize_maps(torch.from_numpy(heat))
+        maps.normalize_maps(torch.from_numpy(heat))
     with pytest.raises(ValueError, match="NaN or inf"):
         metrics.threshold_box(heat, 0.15)
     with pytest.raises(ValueError, match="NaN or inf"):
@@ -251,7 +271,9 @@ def test_nan_or_inf_in_maps_is_refused_everywhere(bad):
     [
         (lambda: metrics.threshold_box(np.ones((4, 4)), 0.0), "threshold must be in"),
         (lambda: metrics.threshold_box(np.ones((4, 4)), 1.5), "threshold must be in"),
-        (lambda: metrics.salient(torch.ones(2, 2), -0.1), "threshold must be in"),
+        (lambda: metrics.mask_above_level(torch.ones(2, 2), -0.1), "threshold must be in"),
+        (lambda: metrics.mask_at_fraction_of_max(np.ones((2, 2)), 0.0), "threshold must be in"),
+        (lambda: metrics.class_accuracies([True], [1, 2]), "need equally long, non-empty hits and classes"),
         (lambda: metrics.pointing_hit(np.ones((4, 4)), []), "needs at least one ground-truth box"),
         (lambda: metrics.rank_correlation(np.ones((4, 4)), np.ones((5, 5))), "maps differ in size"),
         (lambda: metrics.fidelity([True], []), "equally long"),
@@ -271,7 +293,7 @@ def test_parameter_ranges_and_types_are_named(call, message):
 
 def test_results_files_are_never_half_written(tmp_path, monkeypatch):
     target = tmp_path / "per_image.csv"
-    report.write_table(pd.DataFrame({"a": [1]}), target)
+    results.write_table(pd.DataFrame({"a": [1]}), target)
 
     class Boom(pd.DataFrame):
         def to_csv(self, *args, **kwargs):
@@ -279,24 +301,16 @@ def test_results_files_are_never_half_written(tmp_path, monkeypatch):
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        report.write_table(Boom({"a": [2, 3]}), target)
+        results.write_table(Boom({"a": [2, 3]}), target)
     assert target.read_text() == "a\n1\n" and [p.name for p in tmp_path.iterdir()] == ["per_image.csv"]
 
 
 # ------------------------------------------------------------------------------ notebooks and command lines
 
 
-def test_notebook_parameter_out_of_range_fails_naming_it(tmp_path):
-    args = [
-        str(Path(sys.executable).parent / "papermill"),
-        "--cwd",
-        str(ROOT / "notebooks"),
-        str(ROOT / "notebooks" / "02_pointing_game.ipynb"),
-        str(tmp_path / "out.ipynb"),
-        "-y",
-        json.dumps({"n_images": -5, "output_dir": str(tmp_path / "results")}),
-    ]
-    result = subprocess.run(args, capture_output=True, text=True)
+def test_notebook_parameter_out_of_range_through_papermill_fails_naming_it(tmp_path):
+    params = {"n_images": -5, "output_dir": str(tmp_path / "results")}
+    result = run_papermill("02_pointing_game", params, tmp_path / "out.ipynb")
     assert result.returncode != 0 and "n_images must be >= 1, got -5" in result.stderr
     assert not (tmp_path / "results" / "per_image.csv").exists()
 

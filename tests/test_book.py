@@ -28,7 +28,10 @@ def book_html(tmp_path_factory) -> Path:
     return out / "_build" / "html"
 
 
-FIGURE_SIZES = "return Array.from(document.querySelectorAll('.cell_output img')).map(i => [i.naturalWidth, i.naturalHeight]);"
+FIGURE_SIZES = (
+    "return Array.from(document.querySelectorAll('.cell_output img'))"
+    ".map(i => [i.naturalWidth, i.naturalHeight]);"
+)
 BROKEN_IMAGES = (
     "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);"
 )

@@ -177,17 +177,17 @@ def test_embedded_ilsvrc_records_labels_and_boxes(ilsvrc_records):
     assert first.size == (227, 227)
     # by hand: image_sizes.txt and localization.txt of this image, scaled by 227/W, 227/H
     sizes_line = next(
-        l
-        for l in (data.fetch_group("ilsvrc2012_val_boxes") / "image_sizes.txt").read_text().splitlines()
-        if l.startswith("val/ILSVRC2012_val_00000347.JPEG,")
+        line
+        for line in (data.fetch_group("ilsvrc2012_val_boxes") / "image_sizes.txt").read_text().splitlines()
+        if line.startswith("val/ILSVRC2012_val_00000347.JPEG,")
     )
     w, h = map(int, sizes_line.split(",")[1:])
     boxes_lines = [
-        l
-        for l in (data.fetch_group("ilsvrc2012_val_boxes") / "localization.txt").read_text().splitlines()
-        if l.startswith("val/ILSVRC2012_val_00000347.JPEG,")
+        line
+        for line in (data.fetch_group("ilsvrc2012_val_boxes") / "localization.txt").read_text().splitlines()
+        if line.startswith("val/ILSVRC2012_val_00000347.JPEG,")
     ]
-    expected = np.array([[float(v) for v in l.split(",")[1:]] for l in boxes_lines]) * np.array(
+    expected = np.array([[float(v) for v in line.split(",")[1:]] for line in boxes_lines]) * np.array(
         [227 / w, 227 / h] * 2
     )
     np.testing.assert_allclose(first.boxes, expected, rtol=1e-5)
@@ -195,8 +195,8 @@ def test_embedded_ilsvrc_records_labels_and_boxes(ilsvrc_records):
     stacked = np.concatenate([r.boxes for r in ilsvrc_records])
     assert stacked.min() >= 0 and stacked.max() <= 227
     labels = [
-        int(l.split(",")[1])
-        for l in (data.fetch_group("ilsvrc2012_val_1300") / "dataset.txt").read_text().splitlines()
+        int(line.split(",")[1])
+        for line in (data.fetch_group("ilsvrc2012_val_1300") / "dataset.txt").read_text().splitlines()
     ]
     assert [r.label for r in ilsvrc_records] == labels
 
@@ -345,3 +345,24 @@ def test_nih_bad_tables_name_the_file(tmp_path):
         data.load_nih_cxr(image_dir=images, labels_csv=labels, bbox_csv=bad)
     with pytest.raises(data.DataFileError, match="missing.csv.*does not exist"):
         data.load_nih_cxr(image_dir=images, labels_csv=tmp_path / "missing.csv", bbox_csv=boxes)
+
+
+# ------------------------------------------------------------------------------ weights files
+
+
+def test_read_weights_file_loads_on_the_cpu_and_names_bad_files(tmp_path):
+    import torch
+
+    torch.save({"w": torch.arange(3.0)}, tmp_path / "ok.pt")
+    assert torch.equal(data.read_weights_file(tmp_path / "ok.pt")["w"], torch.arange(3.0))
+    with pytest.raises(data.WeightsUnavailableError, match=r"^weights file .*absent.pt does not exist$"):
+        data.read_weights_file(tmp_path / "absent.pt")
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(data.WeightsUnavailableError, match=r"^cannot read chexnet weights file .*bad.pt: "):
+        data.read_weights_file(tmp_path / "bad.pt", "chexnet weights file")
+    module = torch.nn.Linear(2, 1)
+    torch.save(module, tmp_path / "module.pt")  # a pickled module, as torchxrayvision ships them
+    with pytest.raises(data.WeightsUnavailableError, match="cannot read weights file"):
+        data.read_weights_file(tmp_path / "module.pt")  # weights_only by default
+    loaded = data.read_weights_file(tmp_path / "module.pt", weights_only=False)
+    assert isinstance(loaded, torch.nn.Linear) and torch.equal(loaded.weight, module.weight)

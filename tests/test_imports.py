@@ -126,4 +126,5 @@ def test_lower_layers_never_reach_presentation_or_training(module):
     reached = reachable(import_graph(), module)
     assert not reached & {"gradcam_core.tables", "gradcam_core.figures", "gradcam_core.notebook"}
     if module == "gradcam_core.models":
-        assert "gradcam_core.training" not in reached  # the registry depends on the stand-ins, never the reverse
+        # the registry depends on the stand-ins, never the reverse
+        assert "gradcam_core.training" not in reached

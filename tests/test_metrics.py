@@ -62,24 +62,27 @@ def test_pointing_hit_with_tolerance():
     assert metrics.pointing_hit(heatmap, [[25, 0, 35, 10]], tolerance=0)
 
 
-def test_pointing_game_overall_and_mean_per_class_accuracy():
-    game = metrics.PointingGame(tolerance=0)
-    hit_map = np.zeros((10, 10))
-    hit_map[2, 2] = 1
-    box = [[0, 0, 5, 5]]
-    miss_box = [[6, 6, 9, 9]]
-    game.evaluate(hit_map, box, 0)
-    game.evaluate(hit_map, box, 0)
-    game.evaluate(hit_map, miss_box, 0)  # class 0: 2/3
-    game.evaluate(hit_map, miss_box, 1)  # class 1: 0/1
-    assert game.accuracy == pytest.approx(2 / 4)
-    assert game.class_accuracy == pytest.approx((2 / 3 + 0) / 2)
+def test_class_accuracies_by_hand():
+    # the pointing game's two numbers: hits of classes 0, 0, 0, 1 -> class 0: 2/3, class 1: 0/1
+    hits, classes = [True, True, False, False], [0, 0, 0, 1]
+    per_class = metrics.class_accuracies(hits, classes)
+    assert per_class.tolist() == pytest.approx([2 / 3, 0.0])
+    assert np.mean(hits) == pytest.approx(2 / 4) and per_class.mean() == pytest.approx((2 / 3 + 0) / 2)
+    # ascending class order whatever the order of the rows
+    assert metrics.class_accuracies([1, 0, 0, 0, 1], [5, 2, 5, 2, 9]).tolist() == [0.0, 0.5, 1.0]
+    assert metrics.class_accuracies(np.array([0.0, 1.0]), np.array(["b", "a"])).tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("hits, classes", [([True], [1, 2]), ([], [])])
+def test_class_accuracies_needs_equally_long_non_empty_inputs(hits, classes):
+    with pytest.raises(ValueError, match="need equally long, non-empty hits and classes"):
+        metrics.class_accuracies(hits, classes)
 
 
 def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
     values = np.r_[np.ones(30), np.zeros(70)]
     low, high = metrics.bootstrap_ci(values)
-    assert low < 0.3 < high and 0.18 < low and high < 0.42
+    assert low < 0.3 < high and low > 0.18 and high < 0.42
     assert metrics.bootstrap_ci(values) == (low, high)
     assert metrics.bootstrap_ci(np.ones(5)) == (1.0, 1.0)
 
@@ -152,11 +155,30 @@ def test_contrastivity_by_hand():
     assert batch[0] == pytest.approx(0.75) and np.isnan(batch[1])  # nothing salient: undefined
 
 
-def test_salient_is_strictly_above_threshold():
+def test_mask_above_level_is_strictly_above_the_absolute_level():
     saliency = torch.tensor([[0.0, 0.01, 0.02], [0.1, 0.5, 1.0]])
-    assert metrics.salient(saliency, 0.01).tolist() == [[False, False, True], [True, True, True]]
+    assert metrics.mask_above_level(saliency, 0.01).tolist() == [[False, False, True], [True, True, True]]
+    assert metrics.mask_above_level(saliency, 0.0).tolist() == [[False, True, True], [True, True, True]]
+    # absolute, not relative to the map's maximum: a map peaking at 0.3 keeps its values above 0.1 only
+    assert metrics.mask_above_level(np.array([0.05, 0.3]), 0.1).tolist() == [False, True]
     with pytest.raises(ValueError, match="threshold"):
-        metrics.salient(saliency, 1.0)
+        metrics.mask_above_level(saliency, 1.0)
+
+
+def test_mask_at_fraction_of_max_is_relative_to_the_maps_own_maximum():
+    heat = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert metrics.mask_at_fraction_of_max(heat, 0.5).tolist() == [[False, True], [True, True]]  # >= 2
+    assert metrics.mask_at_fraction_of_max(heat, 1.0).tolist() == [[False, False], [False, True]]
+    assert np.array_equal(
+        metrics.mask_at_fraction_of_max(1000 * heat, 0.5), metrics.mask_at_fraction_of_max(heat, 0.5)
+    )
+    assert not metrics.mask_at_fraction_of_max(-heat, 0.5).any()  # no positive value: nothing activated
+    assert not metrics.mask_at_fraction_of_max(np.zeros((2, 2)), 0.5).any()
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
+            metrics.mask_at_fraction_of_max(heat, bad)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        metrics.mask_at_fraction_of_max(np.array([[1.0, -np.inf]]), 0.5)
 
 
 def test_per_class_auc_by_hand_and_undefined_classes():
@@ -166,3 +188,22 @@ def test_per_class_auc_by_hand_and_undefined_classes():
     # class a: positives 0.9, 0.7 vs negatives 0.8, 0.1 -> pairs won 1 + 1 + 0 + 1 = 3 of 4
     assert table.loc[0, "auc"] == pytest.approx(0.75) and table.loc[0, "positives"] == 2
     assert np.isnan(table.loc[1, "auc"]) and table.loc[1, "positives"] == 0
+
+
+# ------------------------------------------------------------------------------ Task 4
+
+
+def test_inter_rater_agreement_known_cases():
+    scale = [-2, -1, 0, 1, 2]
+    assert metrics.inter_rater_agreement([[2, 0, -1], [2, 0, -1]], scale) == pytest.approx(1.0)
+    assert np.isnan(metrics.inter_rater_agreement([[2, 0, -1]], scale))  # one rater
+    assert np.isnan(metrics.inter_rater_agreement([[1, np.nan], [np.nan, 2]], scale))  # no shared item
+    import krippendorff
+
+    # missing ratings (NaN) allowed: the package's own call on the same matrix
+    ratings = [[2, 0, -2, np.nan], [-2, 0, 2, 1], [np.nan, 1, 2, 1]]
+    expected = krippendorff.alpha(
+        reliability_data=ratings, level_of_measurement="ordinal", value_domain=scale
+    )
+    assert metrics.inter_rater_agreement(ratings, scale) == pytest.approx(expected)
+    assert metrics.inter_rater_agreement([[2, 0, -2], [-2, 0, 2]], scale) < 0  # systematic disagreement

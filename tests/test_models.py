@@ -3,15 +3,18 @@ loaders work from local files and fail clearly offline; registry entries are con
 
 from __future__ import annotations
 
+import json
 import urllib.error
 
 import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
 
-from gradcam_core import data, models
+from gradcam_core import data, methods, models, standins
 from gradcam_core.methods import select_classifier_output
+from tests.helpers import identity
 
 
 @pytest.mark.parametrize("index", [0, 1, 2])
@@ -215,3 +218,200 @@ def test_embedded_registry_classifier_scores_match(embedded_model, ilsvrc_record
         select_classifier_output(embedded_model.classifier, captured["x"], classes)
     )
     assert torch.allclose(scores, logits.gather(1, classes), atol=1e-4)
+
+
+# ------------------------------------------------------------------------- registry entries
+
+
+def test_model_spec_defaults_and_cached_pixels():
+    spec = models.ModelSpec("x", "a model", lambda w: torch.nn.Identity(), "layer", "fc")
+    assert spec.class_scores is models.scores_identity and spec.normalize is models.normalize_imagenet
+    assert spec.class_names is data.imagenet_class_names and not spec.embedded and not spec.cam_compatible
+    assert (spec.input_size, spec.grayscale) == (224, False)
+    assert spec.pixels is spec.pixels  # built once
+    assert spec.pixels(Image.new("RGB", (50, 30), (255, 0, 0))).shape == (3, 224, 224)
+    mnist = models.get_spec("mnist-cnn")
+    pixels = mnist.pixels(Image.new("RGB", (50, 30), (255, 255, 255)))
+    assert pixels.shape == (1, 28, 28) and torch.allclose(pixels, torch.ones(1, 28, 28))
+    assert mnist.transform(Image.new("RGB", (5, 5))).shape == (1, 28, 28)
+    assert models.get_spec("cifar10-cnn").pixels(Image.new("RGB", (5, 5))).shape == (3, 32, 32)
+
+
+def test_weights_unavailable_error_is_the_data_layers():
+    assert models.WeightsUnavailableError is data.WeightsUnavailableError
+
+
+def test_standin_without_a_checkpoint_says_how_to_train_it(monkeypatch, tmp_path):
+    missing = tmp_path / "checkpoints" / "mnist-cnn-none.pt"
+    monkeypatch.setattr(standins, "checkpoint_path", lambda config: missing)
+    with pytest.raises(data.WeightsUnavailableError) as err:
+        models.load_model("mnist-cnn", device="cpu")
+    message = str(err.value)
+    assert f"no trained checkpoint at {missing}" in message
+    assert "gradcam_core.training.load_standin('mnist-cnn')" in message and "weights_path=" in message
+
+
+def test_without_background_class_drops_row_zero_and_copies():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(3, 5)
+    trimmed = models.without_background_class(linear)
+    assert (trimmed.in_features, trimmed.out_features) == (3, 4)
+    assert torch.equal(trimmed.weight, linear.weight[1:]) and torch.equal(trimmed.bias, linear.bias[1:])
+    x = torch.randn(2, 3)
+    with torch.no_grad():
+        assert torch.allclose(trimmed(x), linear(x)[:, 1:])
+        trimmed.weight.zero_()
+    assert linear.weight.abs().sum() > 0  # a copy, not a view of the original rows
+
+
+# ------------------------------------------------------------------------- a synthetic TF.js model
+
+TFJS_CHANNELS, TFJS_SIZE, TFJS_EPSILON = 4, 8, 1e-3
+
+
+def _tfjs_weights(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    c = TFJS_CHANNELS
+    return {
+        "conv1/kernel": rng.normal(0, 0.5, (3, 3, 3, c)).astype(np.float32),  # (kh, kw, in, out)
+        "conv1_bn/gamma": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "conv1_bn/beta": rng.normal(0, 0.3, c).astype(np.float32),
+        "conv1_bn/moving_mean": rng.normal(0, 0.2, c).astype(np.float32),
+        "conv1_bn/moving_variance": rng.uniform(0.5, 2.0, c).astype(np.float32),
+        "conv_preds/kernel": rng.normal(0, 1.0, (1, 1, c, 1001)).astype(np.float32),
+        "conv_preds/bias": rng.normal(0, 0.1, 1001).astype(np.float32),
+    }
+
+
+def _write_tfjs_model(folder, weights: dict[str, np.ndarray]):
+    """model.json and two float32 shards (split mid-weight) in the TF.js layers format."""
+    folder.mkdir()
+
+    def layer(kind, name, **config):
+        return {"class_name": kind, "config": {"name": name, **config}}
+
+    conv = {"strides": [1, 1], "padding": "same"}
+    layers = [
+        layer("InputLayer", "input_1", batch_input_shape=[None, TFJS_SIZE, TFJS_SIZE, 3]),
+        layer("Conv2D", "conv1", filters=TFJS_CHANNELS, kernel_size=[3, 3], use_bias=False, **conv),
+        layer("BatchNormalization", "conv1_bn", epsilon=TFJS_EPSILON),
+        layer("Activation", "conv1_relu", activation="relu"),
+        layer("GlobalAveragePooling2D", "global_average_pooling2d_1"),
+        layer("Reshape", "reshape_1", target_shape=[1, 1, TFJS_CHANNELS]),
+        layer("Conv2D", "conv_preds", filters=1001, kernel_size=[1, 1], use_bias=True, **conv),
+        layer("Activation", "act_softmax", activation="softmax"),
+        layer("Reshape", "reshape_2", target_shape=[1001]),
+    ]
+    raw = b"".join(w.astype("<f4").tobytes() for w in weights.values())
+    half = len(raw) // 2 + 2  # not on a weight boundary: the shards are one byte stream
+    (folder / "group1-shard1of2.bin").write_bytes(raw[:half])
+    (folder / "group1-shard2of2.bin").write_bytes(raw[half:])
+    manifest = [
+        {
+            "paths": ["group1-shard1of2.bin", "group1-shard2of2.bin"],
+            "weights": [{"name": n, "shape": list(w.shape), "dtype": "float32"} for n, w in weights.items()],
+        }
+    ]
+    topology = {"model_config": {"class_name": "Model", "config": {"layers": layers}}}
+    (folder / "model.json").write_text(json.dumps({"modelTopology": topology, "weightsManifest": manifest}))
+    return folder
+
+
+def _numpy_forward(weights: dict[str, np.ndarray], x_nhwc: np.ndarray):
+    """The TF.js network by hand in float64: 3x3 'same' convolution (stride 1: one pixel of
+    zeros all round), batch norm, ReLU -> activations A; global average pool, 1001-way 1x1
+    convolution -> logits. Returns (A as (N, C, H, W), the 1001 logits)."""
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    n, h, wid, _ = x_nhwc.shape
+    padded = np.pad(x_nhwc.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    conv = np.zeros((n, h, wid, TFJS_CHANNELS))
+    for i in range(3):
+        for j in range(3):
+            conv += padded[:, i : i + h, j : j + wid, :] @ w["conv1/kernel"][i, j]
+    scale = w["conv1_bn/gamma"] / np.sqrt(w["conv1_bn/moving_variance"] + TFJS_EPSILON)
+    activations = np.maximum((conv - w["conv1_bn/moving_mean"]) * scale + w["conv1_bn/beta"], 0)
+    logits = activations.mean(axis=(1, 2)) @ w["conv_preds/kernel"][0, 0] + w["conv_preds/bias"]
+    return activations.transpose(0, 3, 1, 2), logits
+
+
+@pytest.fixture(scope="module")
+def tfjs_model(tmp_path_factory):
+    weights = _tfjs_weights()
+    folder = _write_tfjs_model(tmp_path_factory.mktemp("tfjs") / "model", weights)
+    module = models.build_tfjs_classifier(folder)
+    names = [f"class {i}" for i in range(1000)]
+    spec = models.ModelSpec(
+        "tfjs-tiny",
+        "synthetic 1001-way TF.js classifier",
+        lambda weights_path: module,
+        "features.conv1_relu",
+        "classifier",
+        normalize=identity,
+        class_names=lambda: names,
+        cam_compatible=True,
+        input_size=TFJS_SIZE,
+    )
+    loaded = models.LoadedModel(spec, models.prepare(module, torch.device("cpu")), names, torch.device("cpu"))
+    x = torch.from_numpy(
+        np.random.default_rng(1).normal(0, 1, (3, 3, TFJS_SIZE, TFJS_SIZE)).astype(np.float32)
+    )
+    activations, logits_1001 = _numpy_forward(weights, x.numpy().transpose(0, 2, 3, 1))
+    return loaded, weights, x, activations, logits_1001
+
+
+def test_tfjs_classifier_is_built_with_1000_outputs(tfjs_model):
+    loaded, weights, *_ = tfjs_model
+    assert isinstance(loaded.module, models.TFJSClassifierNet)
+    assert list(dict(loaded.module.features.named_children())) == ["conv1", "conv1_bn", "conv1_relu"]
+    assert loaded.classifier.out_features == 1000 and loaded.num_classes == 1000
+    kernel = weights["conv_preds/kernel"][0, 0]  # (in, 1001)
+    np.testing.assert_array_equal(loaded.classifier.weight.numpy(), kernel[:, 1:].T)  # row c == TF row c+1
+    np.testing.assert_array_equal(loaded.classifier.bias.numpy(), weights["conv_preds/bias"][1:])
+    bn = loaded.module.features.conv1_bn
+    assert bn.eps == TFJS_EPSILON and not loaded.module.training
+
+
+def test_tfjs_logits_are_the_1001_way_logits_without_background(tfjs_model):
+    loaded, _, x, _, logits_1001 = tfjs_model
+    with torch.no_grad():
+        logits = loaded(x)
+    assert logits.shape == (3, 1000)
+    np.testing.assert_allclose(logits.numpy(), logits_1001[:, 1:], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(logits.numpy(), logits_1001[:, :-1], atol=1e-3)  # not off by one
+
+
+def test_tfjs_cam_uses_row_c_plus_1_of_the_original_classifier(tfjs_model):
+    loaded, weights, x, activations, _ = tfjs_model
+    kernel = weights["conv_preds/kernel"][0, 0].astype(np.float64)  # (in, 1001): TF row r is kernel[:, r]
+    classes = torch.tensor([[0, 5], [999, 17], [3, 3]])
+    cam = methods.CAM(loaded).attribute(x, classes).numpy()
+    assert cam.shape == (3, 2, TFJS_SIZE, TFJS_SIZE)  # the layer is at input size: no resize
+    for i in range(3):
+        for k, c in enumerate(classes[i].tolist()):
+            by_hand = np.maximum(np.einsum("k,khw->hw", kernel[:, c + 1], activations[i]), 0)
+            np.testing.assert_allclose(cam[i, k], by_hand, rtol=1e-4, atol=1e-5)
+            shifted = np.maximum(np.einsum("k,khw->hw", kernel[:, c], activations[i]), 0)
+            assert not np.allclose(cam[i, k], shifted, atol=1e-3)
+    # Grad-CAM on GAP -> linear: CAM's weights divided by the map size (paper Sec. 3.1)
+    gradcam = methods.GradCAM(loaded).attribute(x, classes).numpy()
+    np.testing.assert_allclose(gradcam, cam / TFJS_SIZE**2, rtol=1e-4, atol=1e-7)
+
+
+def test_tfjs_class_sliced_gradcam_equals_the_full_logits_fallback(tfjs_model):
+    loaded, _, x, _, _ = tfjs_model
+    classes = torch.tensor([[0, 999, 1], [42, 7, 500], [1, 2, 3]])
+    sliced = methods.GradCAM(loaded)  # registry path: scores through the classifier's rows only
+    assert sliced.classifier is loaded.classifier
+    fallback = methods.GradCAM(loaded.module, layer="features.conv1_relu", num_classes=1000)
+    assert fallback.classifier is None and fallback.spec is None
+    ours, reference = sliced.attribute(x, classes), fallback.attribute(x, classes)
+    assert float(reference.abs().max()) > 0
+    assert torch.allclose(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_tfjs_shards_that_do_not_fit_the_manifest_are_named(tmp_path):
+    folder = _write_tfjs_model(tmp_path / "model", _tfjs_weights())
+    shard = folder / "group1-shard2of2.bin"
+    shard.write_bytes(shard.read_bytes() + b"\0\0\0\0")
+    with pytest.raises(data.DataFileError, match=r"hold \d+ bytes, manifest needs \d+"):
+        models.build_tfjs_classifier(folder)

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gradcam_core import experiments, runner
-from gradcam_core.report import write_table
+from gradcam_core import runner
+from gradcam_core.results import write_table
+from gradcam_core.tasks import localization, occlusion, pointing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def roundtrip(table: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
     """A table as the runner stores it (CSV, 6 significant digits)."""
     return pd.read_csv(write_table(table, tmp_path / "direct.csv"))
+
+
+def test_tasks_are_the_task_runners():
+    assert {
+        "localization": localization.run_localization,
+        "pointing": pointing.run_pointing_game,
+        "occlusion": occlusion.run_occlusion_correlation,
+    } == runner.TASKS
 
 
 @pytest.mark.parametrize(
@@ -211,52 +220,3 @@ def test_cli_names_bad_arguments(tmp_path):
         text=True,
     )
     assert result.returncode == 2 and "nowhere" in result.stderr
-
-
-def test_mixed_precision_maps_stay_within_tolerance_of_fp32(squeezenet, ilsvrc_records):
-    """bf16 autocast (CPU): normalised Grad-CAM maps within 0.05 of fp32 everywhere, and the
-    localisation decisions of at least 90 % of the images unchanged."""
-    import torch
-
-    from gradcam_core.data import load_rgb
-    from gradcam_core.methods import GradCAM, normalize_maps
-
-    records = ilsvrc_records[:16]
-    x = squeezenet.preprocess([load_rgb(r.path) for r in records])
-    labels = [r.label for r in records]
-    reference = normalize_maps(GradCAM(squeezenet).attribute(x, labels))
-    with experiments.autocast(x.device, "bf16"):
-        low = GradCAM(squeezenet).attribute(x, labels)
-    assert low.dtype == torch.bfloat16
-    assert float((normalize_maps(low.float()) - reference).abs().max()) <= 0.05
-    fp32 = experiments.run_localization(squeezenet, records, methods=("grad-cam",), progress=False).table
-    bf16 = experiments.run_localization(
-        squeezenet, records, methods=("grad-cam",), precision="bf16", progress=False
-    ).table
-    assert (fp32["loc_topk"] == bf16["loc_topk"]).mean() >= 0.9 and (
-        fp32["cls_top1"] == bf16["cls_top1"]
-    ).all()
-    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
-        experiments.autocast(x.device, "int8")
-
-
-def test_threaded_box_extraction_gives_the_same_rows(squeezenet, ilsvrc_records):
-    records = ilsvrc_records[:8]
-    inline = experiments.run_localization(
-        squeezenet,
-        records,
-        thresholds=(0.15, 0.5),
-        batch_size=4,
-        progress=False,
-        methods=("grad-cam", "cam", "full-image"),
-    ).table
-    threaded = experiments.run_localization(
-        squeezenet,
-        records,
-        thresholds=(0.15, 0.5),
-        batch_size=4,
-        box_workers=3,
-        progress=False,
-        methods=("grad-cam", "cam", "full-image"),
-    ).table
-    pd.testing.assert_frame_equal(inline, threaded)

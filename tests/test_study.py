@@ -1,12 +1,13 @@
-"""Task 4: stimuli, the survey web app (browser, load, restart, bad input) and the analysis.
-
-The analysis tests use ``tests/fixtures/SYNTHETIC_responses.csv``: invented ratings, labelled
-as such in the file name and in ``tests/fixtures/README.md``, used only to check the code
-against hand computations and never shown as a result.
+"""The survey of Task 4 (:mod:`gradcam_core.study`): the study folder it serves, the web app
+(browser, load, restart, bad input), its storage and export, and the responses file. The stimuli
+and the analysis are tested in ``test_tasks_user_study.py`` and ``test_tables.py``; the
+``study_dir`` fixture (conftest) is a study folder made by
+:func:`gradcam_core.tasks.user_study.make_stimuli`.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -14,62 +15,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from scipy import stats
 
-from gradcam_core import data, study
+from gradcam_core import study
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def study_dir(tmp_path_factory, squeezenet, mobilenet, ilsvrc_records):
-    folder = tmp_path_factory.mktemp("study")
-    study.make_stimuli(
-        mobilenet, squeezenet, ilsvrc_records[:80], folder, n_images=10, seed=0, progress=False
-    )
-    return folder
-
-
-# ------------------------------------------------------------------------------ stimuli
-
-
-def test_stimuli_folder_records_sides_and_only_images_both_models_get_right(
-    study_dir, squeezenet, mobilenet, ilsvrc_records
-):
-    info, manifest = study.load_study(study_dir)
-    assert len(manifest) == 20 and manifest["image"].nunique() == 10
-    assert set(manifest["method"]) == set(study.STUDY_METHODS)
-    assert info["accurate_model"] == "mobilenet_v1_0.75" and info["other_model"] == "squeezenet1_1"
-    for r in manifest.to_dict("records"):
-        accurate_on = "left" if r["left_model"] == "mobilenet_v1_0.75" else "right"
-        assert r["accurate_side"] == accurate_on and {r["left_model"], r["right_model"]} == {
-            "mobilenet_v1_0.75",
-            "squeezenet1_1",
-        }
-        for key in ("original_file", "left_file", "right_file"):
-            assert (study_dir / "images" / r[key]).is_file()
-    assert 0 < (manifest["accurate_side"] == "left").sum() < 20  # randomised, not constant
-    by_name = {r.name: r for r in ilsvrc_records}
-    for name in manifest["image"].unique():
-        record = by_name[name]
-        image = data.load_rgb(record.path)
-        for model in (squeezenet, mobilenet):
-            assert int(model(model.preprocess([image])).argmax()) == record.label
-
-
-def test_stimuli_are_reproducible_with_the_seed(study_dir, squeezenet, mobilenet, ilsvrc_records, tmp_path):
-    again = study.make_stimuli(
-        mobilenet, squeezenet, ilsvrc_records[:80], tmp_path, n_images=10, seed=0, progress=False
-    )
-    pd.testing.assert_frame_equal(again, study.load_study(study_dir)[1])
-    assert (tmp_path / "images" / "s001_left.png").read_bytes() == (
-        study_dir / "images" / "s001_left.png"
-    ).read_bytes()
+# ------------------------------------------------------------------------------ the study folder
 
 
 def test_bad_study_folder_is_named(tmp_path):
@@ -77,9 +28,27 @@ def test_bad_study_folder_is_named(tmp_path):
         study.load_study(tmp_path)
 
 
-def test_explanation_image_is_centred_grey():
-    picture = study.explanation_image(np.zeros((3, 4, 4)))
-    assert picture.shape == (4, 4, 3) and (picture == 128).all()
+def test_broken_study_files_are_named(study_dir, tmp_path):
+    for name in (study.STUDY_FILE, study.MANIFEST):
+        (tmp_path / name).write_bytes((study_dir / name).read_bytes())
+    (tmp_path / study.STUDY_FILE).write_text("{not json")
+    with pytest.raises(study.StudyError, match="study.json: not valid JSON"):
+        study.load_study(tmp_path)
+    (tmp_path / study.STUDY_FILE).write_text(json.dumps({"seed": 0}))
+    manifest = (study_dir / study.MANIFEST).read_text().splitlines()
+    (tmp_path / study.MANIFEST).write_text("\n".join([manifest[0], manifest[1], manifest[1]]) + "\n")
+    with pytest.raises(study.StudyError, match="stimuli.csv: duplicate stimulus ids"):
+        study.load_study(tmp_path)
+    (tmp_path / study.MANIFEST).write_text("stimulus,image\ns001,a.JPEG\n")
+    with pytest.raises(study.StudyError, match=r"stimuli.csv: missing column\(s\) \['accurate_side'"):
+        study.load_study(tmp_path)
+
+
+def test_rater_order_is_a_shuffle_fixed_by_the_rater_id():
+    stimuli = [f"s{i:03d}" for i in range(1, 21)]
+    order = study.rater_order(stimuli, "r1")
+    assert sorted(order) == stimuli and order != stimuli
+    assert study.rater_order(stimuli, "r1") == order and study.rater_order(stimuli, "r2") != order
 
 
 # ------------------------------------------------------------------------------ the web app
@@ -265,7 +234,8 @@ def test_load_50_concurrent_raters_20_ratings_each_stored_exactly_once(study_dir
     stored = {(r[0], r[1]): r[5] for r in rows(db)}
     print(
         f"\nload test: 50 raters x 20 ratings sent (+50 resent), {len(rows(db))} rows stored, "
-        f"{len(expected) - len(set(stored) & set(expected))} lost, {failures} failed requests, {seconds:.1f} s"
+        f"{len(expected) - len(set(stored) & set(expected))} lost, {failures} failed requests, "
+        f"{seconds:.1f} s"
     )
     assert failures == 0 and len(rows(db)) == 1000 and stored == expected
     assert seconds < 120  # bounded: about 2,100 requests on loopback
@@ -282,6 +252,12 @@ def test_export_writes_every_rating(study_dir, tmp_path):
     assert study.main(["export", "--db", str(db), "--out", str(tmp_path / "out.csv")]) == 0
     table = study.read_responses(tmp_path / "out.csv")
     assert table[["rater", "rating"]].values.tolist() == [["a", 1], ["b", -2]]
+    assert list(table.columns[:6]) == study.RESPONSE_COLUMNS
+    assert study.export_responses(db, tmp_path / "again.csv") == 2
+    connection = study.connect(db)
+    assert study.rated_stimuli(connection, "a") == {manifest[0]["stimulus"]}
+    assert study.rated_stimuli(connection, "nobody") == set()
+    connection.close()
     assert study.main(["export", "--db", str(tmp_path / "absent.sqlite")]) == 2
 
 
@@ -312,62 +288,7 @@ def test_browser_rates_three_stimuli_by_clicking(browser, survey, study_dir, tmp
     ]
 
 
-# ------------------------------------------------------------------------------ analysis (SYNTHETIC data)
-
-
-@pytest.fixture
-def synthetic():
-    return study.signed_ratings(study.read_responses(FIXTURES / "SYNTHETIC_responses.csv"), "vgg16")
-
-
-def test_signs_are_mapped_to_the_more_accurate_model(synthetic):
-    first = synthetic.iloc[0]  # vgg16 on the left, rating -2: the accurate model trusted much more
-    assert first["left_model"] == "vgg16" and first["rating"] == -2 and first["signed"] == 2
-    right = synthetic[synthetic["right_model"] == "vgg16"]
-    assert (right["signed"] == right["rating"]).all()
-
-
-def test_trust_summary_by_hand(synthetic):
-    summary = study.trust_summary(synthetic).set_index("method")
-    gb = synthetic[synthetic["method"] == "guided-backprop"]["signed"].to_numpy()
-    assert summary.loc["guided-backprop", "mean"] == pytest.approx(round(gb.mean(), 3))
-    assert summary.loc["guided-backprop", "std"] == pytest.approx(round(gb.std(ddof=1), 3))
-    assert summary.loc["guided-backprop", "Wilcoxon p (vs 0)"] == pytest.approx(
-        stats.wilcoxon(gb[gb != 0]).pvalue
-    )
-    assert summary.loc["guided-backprop", "ratings"] == len(gb)
-
-
-def test_rater_consistency_by_hand():
-    table = pd.DataFrame({"rater": ["a"] * 4 + ["b"] * 2, "signed": [2, 1, -1, 0, 0, 0]})
-    out = study.rater_consistency(table).set_index("rater")
-    assert out.loc["a", "mean"] == pytest.approx(0.5) and out.loc["a", "consistency"] == pytest.approx(
-        2 / 3, abs=5e-4
-    )
-    assert np.isnan(out.loc["b", "consistency"])
-
-
-def test_krippendorff_alpha_known_cases():
-    perfect = pd.DataFrame(
-        {
-            "rater": ["a", "a", "a", "b", "b", "b"],
-            "stimulus": ["s1", "s2", "s3"] * 2,
-            "signed": [2, 0, -1, 2, 0, -1],
-        }
-    )
-    assert study.inter_rater_agreement(perfect) == pytest.approx(1.0)
-    one_rater = perfect[perfect["rater"] == "a"]
-    assert np.isnan(study.inter_rater_agreement(one_rater))
-    # Krippendorff (2011) ordinal example values through the package equal its direct call
-    import krippendorff
-
-    opposite = perfect.assign(signed=[2, 0, -2, -2, 0, 2])
-    expected = krippendorff.alpha(
-        reliability_data=[[2, 0, -2], [-2, 0, 2]],
-        level_of_measurement="ordinal",
-        value_domain=[-2, -1, 0, 1, 2],
-    )
-    assert study.inter_rater_agreement(opposite) == pytest.approx(expected) and expected < 0
+# ------------------------------------------------------------------------------ responses file
 
 
 def test_bad_responses_files_are_named(tmp_path):
@@ -382,11 +303,3 @@ def test_bad_responses_files_are_named(tmp_path):
         study.read_responses(bad)
     with pytest.raises(study.StudyError, match="no such responses file"):
         study.read_responses(tmp_path / "absent.csv")
-
-
-def test_vs_paper_table_with_no_responses():
-    empty = pd.DataFrame(columns=["method", "ratings", "mean"])
-    table = study.trust_vs_paper(empty).set_index("method")
-    assert table.loc["guided-grad-cam", "paper (VGG-16 vs AlexNet, 54 workers)"] == 1.27
-    assert table.loc["guided-backprop", "seed"] == pytest.approx(0.4359)
-    assert table["ratings"].tolist() == [0, 0] and table["this study"].isna().all()

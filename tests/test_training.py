@@ -1,4 +1,6 @@
-"""Stand-ins trained here: determinism, the configuration-hash cache, splits, checkpoints."""
+"""Training the stand-ins (:mod:`gradcam_core.training`): determinism, the configuration-hash
+cache, the data splits, the starting network. Configurations, checkpoint paths and
+architectures are tested in ``test_standins.py``."""
 
 from __future__ import annotations
 
@@ -8,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from gradcam_core import data, methods, models, training
+from gradcam_core import data, models, standins, training
 
-TINY = training.TrainingConfig("mnist-cnn", "mnist", epochs=1, batch_size=64, learning_rate=3e-3, n_train=600)
+TINY = standins.TrainingConfig("mnist-cnn", "mnist", epochs=1, batch_size=64, learning_rate=3e-3, n_train=600)
 
 
 @pytest.fixture
 def checkpoints(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        training, "checkpoint_path", lambda config: tmp_path / f"{config.name}-{config.digest()}.pt"
+        standins, "checkpoint_path", lambda config: tmp_path / f"{config.name}-{config.digest()}.pt"
     )
     return tmp_path
 
@@ -38,28 +40,24 @@ def test_training_twice_gives_the_same_weights_and_another_seed_does_not():
 def test_checkpoints_are_cached_by_configuration_hash(checkpoints):
     first = training.train_or_load(TINY, progress=False)
     assert first.trained_now and first.path.is_file()
+    assert first.path == checkpoints / f"mnist-cnn-{TINY.digest()}.pt"  # train_or_load asks standins
+    assert first.seconds > 0 and first.seconds_this_run == first.seconds
     again = training.train_or_load(TINY, progress=False)
     assert (
         not again.trained_now and again.state_sha256 == first.state_sha256 and again.history == first.history
     )
+    assert again.seconds == first.seconds and again.seconds_this_run == 0.0  # from the cache: no time now
+    assert first.describe() == (
+        f"checkpoint {first.path.name}, state sha256 {first.state_sha256[:16]}, trained now; "
+        f"training took {first.seconds:.0f} s"
+    )
+    assert ", loaded from the cache;" in again.describe()
     changed = dataclasses.replace(TINY, learning_rate=1e-3)
-    assert changed.digest() != TINY.digest() and training.checkpoint_path(changed) != first.path
+    assert changed.digest() != TINY.digest() and standins.checkpoint_path(changed) != first.path
     assert TINY.digest() == dataclasses.replace(TINY).digest()
     assert not list(checkpoints.glob("*.part*"))  # written atomically, nothing left behind
     model = models.load_model("mnist-cnn", weights_path=str(first.path), device="cpu")
     assert training.state_sha256(model.module.state_dict()) == first.state_sha256
-
-
-def test_checkpoint_errors_name_the_file(tmp_path):
-    with pytest.raises(models.WeightsUnavailableError, match="does not exist"):
-        training.read_checkpoint(tmp_path / "absent.pt")
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(models.WeightsUnavailableError, match="bad.pt"):
-        training.read_checkpoint(bad)
-    torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(models.WeightsUnavailableError, match="no state_dict"):
-        training.read_checkpoint(tmp_path / "other.pt")
 
 
 def test_mnist_split_is_a_disjoint_seeded_partition():
@@ -67,7 +65,7 @@ def test_mnist_split_is_a_disjoint_seeded_partition():
     assert len(train) == 8000 and len(test) == 2000
     assert (
         train.images.shape[1:] == (1, 28, 28)
-        and 0 <= float(train.images.min())
+        and float(train.images.min()) >= 0
         and float(train.images.max()) <= 1
     )
     images, labels = data.load_mnist()
@@ -104,22 +102,33 @@ def test_unknown_standin_and_dataset_are_refused():
         training.training_data(dataclasses.replace(TINY, dataset="svhn"))
 
 
-@pytest.mark.parametrize(
-    "name, shape",
-    [("mnist-cnn", (2, 1, 28, 28)), ("cifar10-cnn", (2, 3, 32, 32)), ("squeezenet1_1-cxr", (2, 3, 224, 224))],
-)
-def test_standin_specs_give_cam_equal_grad_cam(name, shape, tmp_path):
-    # random weights saved as a checkpoint: the registry's layers and scores fit the architecture
+def test_initial_network_starts_the_xray_standin_from_imagenet_features():
     torch.manual_seed(0)
-    module = (
-        training.architecture(name)
-        if name != "squeezenet1_1-cxr"
-        else models.squeezenet_multilabel(14, False)
+    start = training.initial_network("squeezenet1_1-cxr")
+    torch.manual_seed(0)
+    random = standins.architecture("squeezenet1_1-cxr")
+    imagenet = models.imagenet_squeezenet_features()
+    features = start.features.state_dict()
+    assert set(features) == set(imagenet) and all(torch.equal(features[k], imagenet[k]) for k in imagenet)
+    assert not torch.equal(random.features[0].weight, imagenet["0.weight"])
+    # no random draw in between: the fresh head is the seeded architecture's
+    assert torch.equal(start.classifier[1].weight, random.classifier[1].weight)
+    torch.manual_seed(0)
+    mnist = training.initial_network("mnist-cnn")
+    torch.manual_seed(0)
+    reference = standins.architecture("mnist-cnn")
+    assert all(
+        torch.equal(a, b) for a, b in zip(mnist.state_dict().values(), reference.state_dict().values())
     )
+
+
+def test_load_model_or_standin_uses_the_registry_given_weights(tmp_path):
+    torch.manual_seed(0)
     path = tmp_path / "random.pt"
+    module = standins.architecture("mnist-cnn")
     torch.save({"state_dict": module.state_dict()}, path)
-    model = models.load_model(name, weights_path=str(path), device="cpu")
-    x = torch.rand(shape).contiguous(memory_format=torch.channels_last)
-    grad_cam = methods.normalize_maps(methods.GradCAM(model).attribute(x, [1, 2]))
-    cam = methods.normalize_maps(methods.CAM(model).attribute(x, [1, 2]))
-    assert torch.allclose(grad_cam, cam, atol=1e-4)  # GAP + linear classifier: Sec. 3.1
+    trained, model = training.load_model_or_standin("mnist-cnn", weights_path=str(path), device="cpu")
+    assert trained is None and model.name == "mnist-cnn"
+    assert training.state_sha256(model.module.state_dict()) == training.state_sha256(module.state_dict())
+    trained, model = training.load_model_or_standin("squeezenet1_1", device="cpu")
+    assert trained is None and model.name == "squeezenet1_1" and model.num_classes == 1000

@@ -17,8 +17,6 @@ from .common import ImageBatches, TaskRun, with_model_column
 
 #: Images per batch by default (four methods, two of them 32 passes each, per image).
 BATCH_SIZE = 8
-#: Task 5's methods, in the seed's order.
-XRAY_METHODS = ("grad-cam", "grad-cam++", "integrated-gradients", "gradient-shap")
 
 
 @dataclass
@@ -48,6 +46,12 @@ class ChestXrayRun(TaskRun):
     ``probability``) and the figure data."""
 
     examples: XrayExamples = field(default_factory=XrayExamples)
+
+    def describe(self) -> str:
+        """One line: the (image, finding) pairs evaluated and the unreadable images skipped."""
+        pairs = self.table[["image", "finding"]].drop_duplicates().shape[0]
+        skipped = f": {', '.join(self.skipped)}" if self.skipped else ""
+        return f"{pairs} (image, finding) pairs, {len(self.skipped)} unreadable images skipped{skipped}"
 
 
 def load_xrays(data_source: str = "embedded", labels_csv=None, bbox_csv=None) -> XrayImages:

@@ -118,9 +118,17 @@ def correctly_classified(
 def background_batch(model: LoadedModel, records, count: int, seed: int = 0) -> torch.Tensor:
     """``count`` records drawn by a seeded permutation, preprocessed for ``model``: the reference
     distribution of GradientSHAP. Unreadable images are left out of it."""
+    if count < 1:
+        raise ValueError(f"a background batch needs count >= 1 images, got {count}")
     order = np.random.default_rng(seed).permutation(len(records))[:count]
-    chosen = ImageBatches(model, [records[i] for i in order], batch_size=max(1, count), progress=False)
-    return torch.cat([images for images, _ in chosen])
+    chosen = ImageBatches(model, [records[i] for i in order], batch_size=count, progress=False)
+    images = [batch for batch, _ in chosen]
+    if not images:
+        raise ValueError(
+            f"none of the {len(order)} images drawn for the background batch could be read: "
+            f"{', '.join(chosen.skipped)}"
+        )
+    return torch.cat(images)
 
 
 def create_explainers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,9 @@ from .. import data, metrics
 from ..attacks import fgsm, one_pixel_attack
 from ..maps import normalize_maps, resize_to_image
 from ..methods import GradCAM
-from ..models import LoadedModel
-from .common import TaskRun
+from ..models import LoadedModel, load_model
+from ..results import write_table
+from .common import TaskRun, correctly_classified
 
 #: How many successful one-pixel attacks a run keeps for its figure.
 FIGURE_CASES = 4
@@ -142,3 +144,43 @@ def run_fgsm(
                     }
                 )
     return FGSMRun(pd.DataFrame(rows), [], time.perf_counter() - start)
+
+
+def run_models(
+    model_names,
+    records,
+    *,
+    n_attack_images: int,
+    n_fgsm_images: int,
+    epsilons,
+    least_confident=True,
+    device="auto",
+    population=40,
+    max_iterations=10,
+    tolerance=15.0,
+    seed=0,
+) -> tuple[dict[str, OnePixelRun], dict[str, FGSMRun]]:
+    """Both parts of Task 6 for every model: one-pixel attacks on ``n_attack_images`` correctly
+    classified images (the least confident ones with ``least_confident``: a biased sample, the
+    easiest to flip) and FGSM on the first ``n_fgsm_images`` correctly classified ones."""
+    one_pixel, fgsm_runs = {}, {}
+    for name in model_names:
+        model = load_model(name, device=device)
+        targets = correctly_classified(model, records, n_attack_images, least_confident=least_confident)
+        one_pixel[name] = run_one_pixel_sensitivity(
+            model, targets, population=population, max_iterations=max_iterations, seed=seed
+        )
+        fgsm_targets = correctly_classified(model, records, n_fgsm_images)
+        fgsm_runs[name] = run_fgsm(model, fgsm_targets, epsilons, tolerance=tolerance)
+    return one_pixel, fgsm_runs
+
+
+def joined_tables(one_pixel: dict, fgsm_runs: dict, output_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs' tables joined and written as ``one_pixel.csv`` and ``fgsm.csv`` in
+    ``output_dir``; prints how many attacks they hold."""
+    attacks = pd.concat([run.table for run in one_pixel.values()], ignore_index=True)
+    fgsm_table = pd.concat([run.table for run in fgsm_runs.values()], ignore_index=True)
+    write_table(attacks, Path(output_dir) / "one_pixel.csv")
+    write_table(fgsm_table, Path(output_dir) / "fgsm.csv")
+    print(f"{len(attacks)} one-pixel attacks, {len(fgsm_table)} FGSM (image, epsilon) pairs")
+    return attacks, fgsm_table

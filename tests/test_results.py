@@ -1,0 +1,98 @@
+"""Results files (:mod:`gradcam_core.results`): atomic writing, the per-image table of a task,
+run times, the reference numbers and the provenance of a run."""
+
+from __future__ import annotations
+
+import platform
+
+import pandas as pd
+import pytest
+
+from gradcam_core import data, results
+from gradcam_core.tasks.common import TaskRun
+
+
+def test_reference_tables():
+    assert results.load_reference("paper")["localization_ilsvrc15_val"]["rows"][0]["loc_top1"] == 56.51
+    assert results.load_reference("seed")["task4_user_study_trust"][0]["method"] == "guided-grad-cam"
+    with pytest.raises(ValueError, match="reference must be 'paper' or 'seed', got 'blog'"):
+        results.load_reference("blog")
+
+
+def test_write_table_is_atomic_with_six_significant_digits(tmp_path):
+    path = results.write_table(pd.DataFrame({"a": [1.0 / 3]}), tmp_path / "x" / "t.csv")
+    assert path == tmp_path / "x" / "t.csv"
+    assert path.read_text() == "a\n0.333333\n" and [p.name for p in path.parent.iterdir()] == ["t.csv"]
+
+
+def test_write_text_and_atomic_file(tmp_path):
+    path = results.write_text("hello\n", tmp_path / "deep" / "note.txt")
+    assert path.read_text() == "hello\n"
+    target = tmp_path / "plan.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="interrupted"), results.atomic_file(target) as handle:
+        handle.write("half of the new")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["deep", "plan.json"]
+    with results.atomic_file(target) as handle:
+        handle.write("new")
+        assert target.read_text() == "old"  # renamed only when the block completes
+    assert target.read_text() == "new"
+
+
+def test_per_image_table_joins_runs_and_says_what_it_holds(tmp_path, capsys):
+    runs = {
+        "a": TaskRun(pd.DataFrame({"model": "a", "image": ["x", "x", "y"], "v": [1.5, 2.0, 3.0]})),
+        "b": TaskRun(
+            pd.DataFrame({"model": "b", "image": ["x"], "v": [4.5]}), ["/d/bad.JPEG", "/d/worse.JPEG"]
+        ),
+    }
+    table = results.per_image_table(runs, tmp_path / "per_image.csv")
+    assert table["model"].tolist() == ["a", "a", "a", "b"] and table["v"].tolist() == [1.5, 2.0, 3.0, 4.5]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "per_image.csv"), table)
+    out = capsys.readouterr().out
+    assert "a: 2 images evaluated, 0 unreadable images skipped\n" in out
+    assert "b: 1 images evaluated, 2 unreadable images skipped: /d/bad.JPEG, /d/worse.JPEG\n" in out
+    read = results.per_image_table({}, tmp_path / "copy.csv", per_image_csv=tmp_path / "per_image.csv")
+    pd.testing.assert_frame_equal(read, table)
+    assert (tmp_path / "copy.csv").read_bytes() == (tmp_path / "per_image.csv").read_bytes()
+    assert "2 images read from the merged results of a sharded run" in capsys.readouterr().out
+
+
+def test_run_times_written_per_task_and_read_back(tmp_path, capsys):
+    results.write_run_times(tmp_path / "01_localization", {"squeezenet1_1": 12.345, "mobilenet_v1_0.75": 3.0})
+    assert capsys.readouterr().out == "squeezenet1_1: 12.3 s\nmobilenet_v1_0.75: 3.0 s\n"
+    assert (tmp_path / "01_localization" / results.RUN_TIMES_FILE).read_text() == (
+        "model,seconds\nsqueezenet1_1,12.3\nmobilenet_v1_0.75,3\n"
+    )
+    results.write_run_times(tmp_path / "02_pointing_game", {"squeezenet1_1": 1.0})
+    times = results.run_times(tmp_path)
+    assert list(times.columns) == ["task", "model", "seconds"]
+    assert times.values.tolist() == [
+        ["01_localization", "squeezenet1_1", 12.3],
+        ["01_localization", "mobilenet_v1_0.75", 3.0],
+        ["02_pointing_game", "squeezenet1_1", 1.0],
+    ]
+    empty = results.run_times(tmp_path / "nothing")
+    assert empty.empty and list(empty.columns) == ["task", "model", "seconds"]
+
+
+def test_data_provenance_one_row_per_group():
+    import hashlib
+
+    table = results.data_provenance()
+    assert table["group"].tolist() == list(data.GROUPS)
+    manifest = data.read_manifest()
+    mnist = manifest[manifest["path"].str.startswith("mnist/")].sort_values("path")
+    row = table.set_index("group").loc["mnist"]
+    assert row["files"] == 2 and row["bytes"] == mnist["bytes"].sum()
+    assert row["sha256 of sha256s"] == hashlib.sha256("\n".join(mnist["sha256"]).encode()).hexdigest()
+    assert table["files"].sum() == len(manifest)
+
+
+def test_provenance_names_versions_and_hardware():
+    import torch
+
+    info = results.provenance()
+    assert info["python"] == platform.python_version() and info["torch"] == torch.__version__
+    assert {"platform", "cpu_count", "cuda", "numpy", "captum", "cv2"} <= set(info)

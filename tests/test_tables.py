@@ -1,0 +1,479 @@
+"""Tables for the page (:mod:`gradcam_core.tables`) on hand-made per-image tables whose answers
+are worked out by hand.
+
+The trust-study tests use ``tests/fixtures/SYNTHETIC_responses.csv``: invented ratings, labelled
+as such in the file name and in ``tests/fixtures/README.md``, used only to check the code
+against hand computations and never shown as a result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from gradcam_core import metrics, standins, study, tables, training
+from gradcam_core.tasks import fidelity, user_study
+from tests.helpers import random_standin
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_error_with_ci_by_hand():
+    error, low, high = tables.error_with_ci([True, False, False, True])
+    assert error == 50.0
+    expected_low, expected_high = metrics.bootstrap_ci(np.array([0.0, 1.0, 1.0, 0.0]))
+    assert (low, high) == (100 * expected_low, 100 * expected_high) and low < 50.0 < high
+    assert tables.error_with_ci([True] * 5) == (0.0, 0.0, 0.0)
+
+
+# ------------------------------------------------------------------------------ Task 1
+
+
+def _localization_table():
+    # 4 images, one model, grad-cam at two thresholds and the full-image baseline
+    rows = []
+    for i, (c1, c5, l1_15, l5_15, l1_30) in enumerate(
+        [(1, 1, 1, 1, 0), (1, 1, 0, 1, 0), (0, 1, 0, 0, 0), (0, 0, 0, 0, 0)]
+    ):
+        base = {"model": "m", "image": f"i{i}", "label": i, "cls_top1": bool(c1), "cls_topk": bool(c5)}
+        rows.append(
+            {
+                **base,
+                "method": "grad-cam",
+                "threshold": 0.15,
+                "loc_top1": bool(l1_15),
+                "loc_topk": bool(l5_15),
+            }
+        )
+        rows.append(
+            {**base, "method": "grad-cam", "threshold": 0.30, "loc_top1": bool(l1_30), "loc_topk": False}
+        )
+        rows.append(
+            {**base, "method": "full-image", "threshold": np.nan, "loc_top1": False, "loc_topk": bool(c5)}
+        )
+    return pd.DataFrame(rows)
+
+
+def test_localization_summary_errors_by_hand():
+    summary = tables.localization_summary(_localization_table(), 0.15).set_index("method")
+    # cls top-1 err 2/4, cls top-5 err 1/4, loc top-1 err 3/4, loc top-5 err 2/4
+    assert summary.loc["grad-cam", "cls top-1 err"].startswith("50.0 [")
+    assert summary.loc["grad-cam", "cls top-5 err"].startswith("25.0 [")
+    assert summary.loc["grad-cam", "loc top-1 err"].startswith("75.0 [")
+    assert summary.loc["grad-cam", "loc top-5 err"].startswith("50.0 [")
+    assert summary.loc["full-image", "loc top-1 err"].startswith("100.0 [")
+    assert summary.loc["grad-cam", "images"] == 4 and summary.loc["full-image", "images"] == 4
+
+
+def test_threshold_sweep_by_hand():
+    sweep = tables.threshold_sweep(_localization_table())
+    assert set(sweep["method"]) == {"grad-cam"}  # baselines have no threshold
+    sweep = sweep.set_index("threshold")
+    assert sweep.loc[0.15, "loc top-1 err"] == 75.0 and sweep.loc[0.30, "loc top-1 err"] == 100.0
+    assert sweep.loc[0.15, "loc top-5 err"] == 50.0 and sweep.loc[0.30, "loc top-5 err"] == 100.0
+
+
+def test_threshold_sweep_top1_pivots_thresholds_into_rows():
+    sweep = tables.threshold_sweep(
+        pd.concat([_localization_table(), _localization_table().assign(model="n")])
+    )
+    pivot = tables.threshold_sweep_top1(sweep)
+    assert list(pivot.index) == [0.15, 0.30] and list(pivot.columns) == [("m", "grad-cam"), ("n", "grad-cam")]
+    assert pivot.loc[0.15, ("m", "grad-cam")] == 75.0 and pivot.loc[0.30, ("n", "grad-cam")] == 100.0
+
+
+def test_localization_vs_paper_puts_the_references_beside_ours():
+    summary = tables.localization_summary(_localization_table(), 0.15)
+    table = tables.localization_vs_paper(summary)
+    ours = table[table["source"] == "this report (4 ILSVRC val images)"]
+    assert ours["method"].tolist() == ["grad-cam"]  # baselines are not compared
+    assert ours["loc top-1 err"].item() == summary.set_index("method").loc["grad-cam", "loc top-1 err"]
+    paper = table[(table["source"] == "paper Table 1 (secondary)") & (table["model"] == "vgg16")]
+    assert paper["loc top-1 err"].item() == "56.51" and paper["cls top-5 err"].item() == "10.89"
+    seed = table[(table["source"] == "seed reproduction") & (table["model"] == "googlenet")]
+    assert seed["loc top-5 err"].item() == "45.44" and seed["method"].item() == "grad-cam"
+
+
+# ------------------------------------------------------------------------------ Task 2
+
+
+def _pointing_table():
+    rows = []
+    # image a: gt class 1 predicted at rank 1 with raw max 2.0, hit; class 2 predicted, raw max 0.5
+    # image b: gt class 3 not hit, predicted at rank 2 with raw max 1.0; class 4 at rank 1, raw max 3.0
+    for image, label, cue, rank, raw, hit in [
+        ("a", 1, 1, 1, 2.0, True),
+        ("a", 1, 2, 2, 0.5, False),
+        ("b", 3, 3, 2, 1.0, False),
+        ("b", 3, 4, 1, 3.0, False),
+    ]:
+        rows.append(
+            {
+                "model": "m",
+                "image": image,
+                "label": label,
+                "method": "grad-cam",
+                "cue": cue,
+                "is_gt": cue == label,
+                "rank": rank,
+                "raw_max": raw,
+                "hit": hit,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_pointing_summary_and_recall_curve_by_hand():
+    table = _pointing_table()
+    summary = tables.pointing_summary(table).set_index("method")
+    assert summary.loc["grad-cam", "accuracy"].startswith("50.0 [")
+    curve = tables.pointing_recall_curve(table, [0.0, 1.5, 5.0]).set_index("threshold")
+    # t=0: all kept: right = a/1 (kept, hit) only -> 1/4; recall 2/2
+    # t=1.5: kept a/1 (hit) and b/4 (absent, kept: wrong); rejected a/2 (absent: right),
+    #        b/3 (gt: wrong) -> 2/4; recall 1/2
+    # t=5: all rejected: right = the two absent classes -> 2/4; recall 0
+    assert curve["accuracy"].tolist() == [25.0, 50.0, 50.0]
+    assert curve["recall"].tolist() == [100.0, 50.0, 0.0]
+
+
+def test_pointing_summary_mean_per_class_accuracy_by_hand():
+    # ground-truth cues only: class 1 hit 2 of 3 times, class 3 missed once; the centre baseline
+    # hits every image; a predicted (not ground-truth) cue does not count
+    rows = [
+        ("a", 1, "grad-cam", True, True),
+        ("b", 1, "grad-cam", True, True),
+        ("c", 1, "grad-cam", True, False),
+        ("d", 3, "grad-cam", True, False),
+        ("d", 3, "grad-cam", False, True),
+        *[(image, label, "centre", True, True) for image, label in (("a", 1), ("b", 1), ("c", 1), ("d", 3))],
+    ]
+    table = pd.DataFrame(rows, columns=["image", "label", "method", "is_gt", "hit"]).assign(model="m")
+    summary = tables.pointing_summary(table).set_index("method")
+    gradcam = summary.loc["grad-cam"]
+    assert gradcam["images"] == 4 and gradcam["classes"] == 2
+    low, high = metrics.bootstrap_ci(np.array([1.0, 1.0, 0.0, 0.0]))
+    assert gradcam["accuracy"] == f"50.0 [{100 * low:.1f}, {100 * high:.1f}]"
+    # per class: 2/3 and 0/1 -> mean 33.3 %
+    low, high = metrics.bootstrap_ci(np.array([2 / 3, 0.0]))
+    assert gradcam["mean per-class accuracy"] == f"33.3 [{100 * low:.1f}, {100 * high:.1f}]"
+    assert summary.loc["centre", "mean per-class accuracy"] == "100.0 [100.0, 100.0]"
+
+
+def test_pointing_vs_paper_rows():
+    summary = tables.pointing_summary(_pointing_table())
+    table = tables.pointing_vs_paper(summary)
+    assert table.iloc[0]["source"] == "this report (2 ILSVRC val images)"
+    assert table.iloc[0]["accuracy (%)"] == summary.iloc[0]["accuracy"]
+    paper = table[table["source"] == "paper Sec. 4.3 (verified)"].set_index("method")
+    assert paper.loc["grad-cam", "accuracy (%)"] == "70.58"
+    seed = table[table["source"].str.startswith("seed")].set_index("model")
+    assert seed.loc["vgg16", "accuracy (%)"] == "86.42"
+
+
+def test_recall_curve_with_quantile_thresholds_and_its_excerpt():
+    curve = tables.pointing_recall_curve(_pointing_table(), 41)
+    raw = np.array([2.0, 0.5, 1.0, 3.0])
+    np.testing.assert_allclose(curve["threshold"], np.quantile(raw, np.linspace(0, 1, 41)).round(2))
+    assert len(curve) == 41 and curve["recall"].iloc[0] == 100.0 and curve["recall"].iloc[-1] == 0.0
+    both = pd.concat([curve, curve.assign(model="n")], ignore_index=True)
+    excerpt = tables.curve_excerpt(both, rows=8)  # every 41 // 8 = 5th point: 0, 5, ..., 40
+    assert len(excerpt) == 2 * 9
+    np.testing.assert_array_equal(excerpt.loc["m"]["threshold"], curve["threshold"].iloc[::5])
+
+
+# ------------------------------------------------------------------------------ Task 3
+
+
+def test_correlation_summary_and_vs_paper_by_hand():
+    table = pd.DataFrame(
+        {
+            "model": "m",
+            "image": ["a", "b", "c", "a", "b", "c"],
+            "method": ["grad-cam"] * 3 + ["guided-backprop"] * 3,
+            "spearman": [0.1, 0.3, np.nan, -0.2, 0.0, 0.2],
+        }
+    )
+    summary = tables.correlation_summary(table).set_index("method")
+    assert summary.loc["grad-cam", "images"] == 2  # the constant map's NaN is dropped
+    assert summary.loc["grad-cam", "mean"] == 0.2 and summary.loc["grad-cam", "std"] == round(
+        np.std([0.1, 0.3], ddof=1), 3
+    )
+    assert summary.loc["guided-backprop", "mean"] == 0.0 and summary.loc["guided-backprop", "std"] == 0.2
+    low, high = metrics.bootstrap_ci(np.array([-0.2, 0.0, 0.2]))
+    assert summary.loc["guided-backprop", "95% CI"] == f"[{low:.3f}, {high:.3f}]"
+    paper = tables.correlation_vs_paper(summary.reset_index()).set_index("method")
+    assert paper.loc["grad-cam", "this report: m"] == 0.2
+    assert paper.loc["grad-cam", "paper (VOC 2007, 2510 images)"] == 0.254
+    assert paper.loc["guided-backprop", "seed (120 ILSVRC images, argsort bug)"] == 0.0095
+
+
+# ------------------------------------------------------------------------------ Task 4 (SYNTHETIC data)
+
+
+@pytest.fixture
+def synthetic():
+    return user_study.signed_ratings(study.read_responses(FIXTURES / "SYNTHETIC_responses.csv"), "vgg16")
+
+
+def test_trust_summary_by_hand(synthetic):
+    summary = tables.trust_summary(synthetic).set_index("method")
+    gb_rows = synthetic[synthetic["method"] == "guided-backprop"]
+    gb = gb_rows["signed"].to_numpy()
+    assert summary.loc["guided-backprop", "mean"] == pytest.approx(round(gb.mean(), 3))
+    assert summary.loc["guided-backprop", "std"] == pytest.approx(round(gb.std(ddof=1), 3))
+    assert summary.loc["guided-backprop", "Wilcoxon p (vs 0)"] == pytest.approx(
+        stats.wilcoxon(gb[gb != 0]).pvalue
+    )
+    assert summary.loc["guided-backprop", "ratings"] == len(gb)
+    assert summary.loc["guided-backprop", "raters"] == gb_rows["rater"].nunique()
+    assert list(summary.reset_index().columns) == tables.TRUST_SUMMARY_COLUMNS
+
+
+def test_trust_summary_without_responses_is_an_empty_table():
+    empty = tables.trust_summary(None)
+    assert empty.empty and list(empty.columns) == tables.TRUST_SUMMARY_COLUMNS
+
+
+def test_rater_consistency_by_hand():
+    table = pd.DataFrame({"rater": ["a"] * 4 + ["b"] * 2, "signed": [2, 1, -1, 0, 0, 0]})
+    out = tables.rater_consistency(table).set_index("rater")
+    # a: mean 0.5 > 0; non-zero ratings 2, 1, -1 -> 2 of 3 agree with the mean's sign
+    assert out.loc["a", "mean"] == pytest.approx(0.5) and out.loc["a", "consistency"] == pytest.approx(
+        2 / 3, abs=5e-4
+    )
+    assert out.loc["a", "ratings"] == 4 and np.isnan(out.loc["b", "consistency"])
+
+
+def test_vs_paper_table_with_no_responses():
+    table = tables.trust_vs_paper(tables.trust_summary(None), study.STUDY_METHODS).set_index("method")
+    assert table.loc["guided-grad-cam", "paper (VGG-16 vs AlexNet, 54 workers)"] == 1.27
+    assert table.loc["guided-backprop", "seed"] == pytest.approx(0.4359)
+    assert table["ratings"].tolist() == [0, 0] and table["this study"].isna().all()
+
+
+def test_vs_paper_table_with_responses(synthetic):
+    summary = tables.trust_summary(synthetic)
+    table = tables.trust_vs_paper(summary, ["guided-grad-cam", "guided-backprop"])
+    assert table["method"].tolist() == ["guided-grad-cam", "guided-backprop"]
+    by_method = summary.set_index("method")
+    assert (
+        table["this study"].tolist() == by_method.loc[["guided-grad-cam", "guided-backprop"], "mean"].tolist()
+    )
+    assert table["paper (VGG-16 vs AlexNet, 54 workers)"].tolist() == [1.27, 1.00]
+
+
+# ------------------------------------------------------------------------------ Task 5
+
+
+def _xray_table():
+    # one model, two methods, one threshold, two (image, finding) pairs
+    rows = []
+    for method, ratios, ious, hits in [
+        ("grad-cam", (0.5, np.nan), (0.2, 0.0), (True, False)),
+        ("gradient-shap", (0.1, 0.3), (0.4, 0.2), (True, True)),
+    ]:
+        for i in range(2):
+            rows.append(
+                {
+                    "model": "m",
+                    "image": f"x{i}",
+                    "finding": "Mass",
+                    "method": method,
+                    "threshold": 0.85,
+                    "ratio_inside": ratios[i],
+                    "iou": ious[i],
+                    "pointing_hit": hits[i],
+                    "box_fraction": (0.25, 0.15)[i],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_xray_summary_vs_seed_and_conclusions_by_hand():
+    summary = tables.xray_summary(_xray_table()).set_index("method")
+    gradcam = summary.loc["grad-cam"]
+    assert gradcam["pairs"] == 2 and gradcam["ratio inside box"] == 0.5  # the NaN (nothing activated) dropped
+    assert (
+        gradcam["IoU"] == 0.1 and gradcam["pointing hit %"] == 50.0 and gradcam["box share of image"] == 0.2
+    )
+    assert summary.loc["gradient-shap", "ratio inside box"] == 0.2
+    low, high = metrics.bootstrap_ci(np.array([0.1, 0.3]))
+    assert summary.loc["gradient-shap", "95% CI"] == f"[{low:.3f}, {high:.3f}]"
+    versus = tables.xray_vs_seed(summary.reset_index()).set_index("model")
+    assert list(versus.index) == ["this report: m", "seed: densenet121-A", "seed: densenet121-B"]
+    assert versus.loc["this report: m", "grad-cam"] == 0.5
+    assert versus.loc["seed: densenet121-A", "gradient-shap"] == 0.2583
+    assert set(versus.columns) == {"grad-cam", "gradient-shap"}  # only the methods this run has
+    sentences = tables.xray_conclusions(summary.reset_index())
+    assert sentences == [
+        "grad-cam: 0.500 of the activated pixels (>= 85% of max) lie in the box, above the box's share of "
+        "the image (0.200); the maximum is inside the box for 50.0 % of the pairs.",
+        "gradient-shap: 0.200 of the activated pixels (>= 85% of max) lie in the box, not above the box's "
+        "share of the image (0.200); the maximum is inside the box for 100.0 % of the pairs.",
+    ]
+
+
+def test_xray_conclusions_fall_back_to_every_threshold():
+    summary = tables.xray_summary(_xray_table().assign(threshold=0.5))
+    sentences = tables.xray_conclusions(summary, threshold=0.85)
+    assert len(sentences) == 2 and all(">= 50% of max" in s for s in sentences)
+
+
+def test_auc_summary_adds_the_mean_over_findings_with_an_auc():
+    auc = pd.DataFrame(
+        {
+            "finding": ["a", "b", "c"],
+            "positives": [2, 0, 3],
+            "negatives": [5, 7, 4],
+            "auc": [0.75, np.nan, 0.5004],
+        }
+    )
+    out = tables.auc_summary(auc)
+    assert out["auc"].tolist()[:3] == [0.75, pytest.approx(np.nan, nan_ok=True), 0.5]
+    mean = out.iloc[-1]
+    assert mean["finding"] == "mean (findings with an AUC)" and mean["positives"] == 5
+    assert mean["auc"] == round((0.75 + 0.5004) / 2, 3) and np.isnan(mean["negatives"])
+
+
+# ------------------------------------------------------------------------------ Task 6
+
+
+def _one_pixel_table():
+    return pd.DataFrame(
+        {
+            "model": ["m"] * 4 + ["n"] * 2,
+            "image": list("abcdef"),
+            "success": [True, True, False, True, False, False],
+            "before": [0.2, 0.6, np.nan, 0.7, np.nan, np.nan],
+            "after": [0.1, 0.3, np.nan, 0.5, np.nan, np.nan],
+        }
+    )
+
+
+def test_sensitivity_summary_and_conclusions_by_hand():
+    table = _one_pixel_table()
+    summary = tables.sensitivity_summary(table).set_index("model")
+    m = summary.loc["m"]
+    assert (m["attacked"], m["successful"], m["success rate (%)"]) == (4, 3, 75.0)
+    assert m["before mean"] == 0.5 and m["before min"] == 0.2 and m["before max"] == 0.7
+    assert m["before std"] == round(np.std([0.2, 0.6, 0.7], ddof=1), 4) and m["after mean"] == 0.3
+    n = summary.loc["n"]
+    assert n["successful"] == 0 and n["success rate (%)"] == 0.0 and np.isnan(n["before mean"])
+    sentences = tables.one_pixel_conclusions(summary.reset_index(), table)
+    assert sentences[0] == (
+        "m: 3 of 4 attacks succeeded. At the attacked pixel the true class's normalised Grad-CAM "
+        "(0 = least, 1 = most salient) was 0.500 on average before and 0.300 after (-0.200); 2 of the 3 "
+        "attacked pixels lay in the upper half of the map (>= 0.5) before."
+    )
+    assert sentences[1] == "n: none of 2 one-pixel attacks succeeded within the budget."
+
+
+def test_sensitivity_vs_seed_rows():
+    summary = tables.sensitivity_summary(_one_pixel_table())
+    table = tables.sensitivity_vs_seed(summary)
+    ours = table[table["source"] == "this report (3 successful attacks)"]
+    assert ours["model"].item() == "m" and ours["before mean"].item() == 0.5
+    seed = table[table["source"] == "seed reproduction"].set_index("model")
+    assert seed.loc["vgg16", "before mean"] == 0.0609 and seed.loc["googlenet", "after max"] == 0.9302
+
+
+def test_fgsm_summary_by_hand():
+    table = pd.DataFrame(
+        {
+            "model": "m",
+            "image": ["a", "b", "a", "b"],
+            "epsilon": [0.01, 0.01, 0.05, 0.05],
+            "success": [False, True, True, True],
+            "rank_corr_true": [0.9, 0.7, 0.4, 0.2],
+            "rank_corr_adversarial": [np.nan, 0.5, 0.1, 0.3],
+            "pointing_hit_true": [True, False, False, False],
+        }
+    )
+    out = tables.fgsm_summary(table).set_index("epsilon")
+    assert out.loc[0.01, "images"] == 2 and out.loc[0.01, "success (%)"] == 50.0
+    assert (
+        out.loc[0.01, "rank corr, true class"] == 0.8 and out.loc[0.01, "rank corr, adversarial class"] == 0.5
+    )
+    assert out.loc[0.01, "pointing hit, true class (%)"] == 50.0 and out.loc[0.05, "success (%)"] == 100.0
+    assert out.loc[0.05, "rank corr, adversarial class"] == 0.2
+
+
+# ------------------------------------------------------------------------------ Task 7
+
+
+def _fidelity_table():
+    rows = []
+    for method, after, after_random, contrast in [
+        ("grad-cam", (True, False, False, False), (True, True, True, False), (0.5, 0.7, np.nan, 0.9)),
+        ("gradient-shap", (False, False, False, False), (True, True, False, False), (0.2, 0.4, 0.6, 0.8)),
+    ]:
+        for i in range(4):
+            rows.append(
+                {
+                    "model": "mnist-cnn",
+                    "index": i,
+                    "method": method,
+                    "threshold": 0.1,
+                    "correct_before": i < 3,
+                    "correct_after": after[i],
+                    "correct_after_random": after_random[i],
+                    "occluded_fraction": 0.1 * (i + 1),
+                    "contrastivity": contrast[i],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_fidelity_summary_and_conclusions_by_hand():
+    summary = tables.fidelity_summary(_fidelity_table()).set_index("method")
+    gradcam = summary.loc["grad-cam"]
+    # accuracy 3/4 before, 1/4 after: fidelity 0.5; random pixels 3/4 -> 0.0
+    assert (
+        gradcam["accuracy before"] == 0.75
+        and gradcam["accuracy after"] == 0.25
+        and gradcam["fidelity"] == 0.5
+    )
+    assert gradcam["fidelity, random pixels"] == 0.0 and gradcam["occluded share"] == 0.25
+    assert gradcam["contrastivity"] == 0.7 and gradcam["contrastivity n/a"] == 1 and gradcam["images"] == 4
+    assert (
+        summary.loc["gradient-shap", "fidelity"] == 0.75
+        and summary.loc["gradient-shap", "contrastivity"] == 0.5
+    )
+    sentences = tables.fidelity_conclusions(summary.reset_index())
+    assert sentences[0] == (
+        "mnist-cnn, grad-cam, t = 10%: occluding 25% of the pixels costs 0.500 accuracy (0.000 for as many "
+        "random pixels); contrastivity 0.700"
+    )
+
+
+def test_fidelity_vs_seed_pivots_metrics_and_methods():
+    summary = tables.fidelity_summary(_fidelity_table())
+    pivot = tables.fidelity_vs_seed(summary, "mnist")
+    assert list(pivot.index) == [("contrastivity", 0.1), ("fidelity", 0.1)]
+    assert pivot.loc[("fidelity", 0.1), ("this report", "grad-cam")] == 0.5
+    assert pivot.loc[("fidelity", 0.1), ("seed", "grad-cam")] == 0.470
+    assert pivot.loc[("fidelity", 0.1), ("seed", "gradient-shap")] == 0.916  # the seed's "shap"
+    assert pivot.loc[("contrastivity", 0.1), ("seed", "gradient-shap")] == 0.696
+    both = pd.concat([summary, summary.assign(model="other", fidelity=0.0)], ignore_index=True)
+    only = tables.fidelity_vs_seed(both, "mnist", model="mnist-cnn")
+    pd.testing.assert_frame_equal(only, pivot)
+
+
+def test_standin_accuracy_per_dataset(tmp_path):
+    model = random_standin("mnist-cnn", tmp_path)
+    train, test = training.mnist_splits(8000)
+    test = test.sample(40, seed=0)
+    trained = training.TrainedModel(standins.default_config("mnist-cnn"), tmp_path, "", [], 0.0, False)
+    standin = fidelity.FidelityStandIn("mnist", trained, model, train, test)
+    table = tables.standin_accuracy({"mnist": standin})
+    with torch.no_grad():
+        predicted = model(test.images.contiguous(memory_format=torch.channels_last)).argmax(1)
+    expected = round(float((predicted == test.labels).float().mean()), 4)
+    assert table.to_dict("records") == [
+        {"model": "mnist-cnn", "train images": 8000, "test images": 40, "test accuracy": expected}
+    ]

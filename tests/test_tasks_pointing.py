@@ -1,0 +1,103 @@
+"""Task 2 (:mod:`gradcam_core.tasks.pointing`): rows on small real inputs checked against direct
+computation, the centre-point baseline by hand, and the notebook through papermill (full-size
+layout, and twice for byte-identical results)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gradcam_core import data, metrics
+from gradcam_core.maps import resize_to_image
+from gradcam_core.methods import GradCAM
+from gradcam_core.tasks import pointing
+from tests.helpers import run_papermill
+
+
+def test_centre_point_map_peaks_at_the_centre_pixel_only():
+    centre = pointing.centre_point_map((5, 4))  # width 5, height 4
+    assert centre.shape == (4, 5) and centre.sum() == 1.0 and centre[2, 2] == 1.0
+    assert metrics.map_peak(centre) == (2.5, 2.5)
+    assert metrics.map_peak(pointing.centre_point_map((227, 227))) == (113.5, 113.5)
+
+
+def test_pointing_rows_cue_ground_truth_and_predictions(squeezenet, ilsvrc_records):
+    records = ilsvrc_records[:4]
+    run = pointing.run_pointing_game(squeezenet, records, batch_size=4, progress=False)
+    table = run.table
+    assert isinstance(run, pointing.PointingRun) and run.skipped == []
+    gt = table[(table["method"] == "grad-cam") & table["is_gt"]]
+    assert len(gt) == 4 and (gt["cue"] == gt["label"]).all()
+    predicted = table[(table["method"] == "grad-cam") & (table["rank"] > 0)]
+    assert predicted.groupby("image").size().eq(5).all()
+    assert not table[(table["method"] == "grad-cam") & ~table["is_gt"]]["hit"].any()  # absent: no hit
+    # the ground-truth hit by hand for the first image
+    record = records[0]
+    x = squeezenet.preprocess([data.load_rgb(record.path)])
+    heat = resize_to_image(GradCAM(squeezenet).attribute(x, record.label)[0], record.size)[0]
+    assert gt.iloc[0]["hit"] == metrics.pointing_hit(heat, record.boxes, 15.0)
+    assert gt.iloc[0]["raw_max"] == pytest.approx(float(heat.max()), rel=1e-5)
+    # the predictions' ranks and raw maxima by hand
+    with torch.no_grad():
+        top5 = squeezenet(x).topk(5, dim=1).indices[0].tolist()
+    mine = table[(table["image"] == record.name) & (table["method"] == "grad-cam") & (table["rank"] > 0)]
+    assert dict(zip(mine["cue"], mine["rank"])) == {c: r for r, c in enumerate(top5, start=1)}
+    second = resize_to_image(GradCAM(squeezenet).attribute(x, top5[1])[0], record.size)[0]
+    assert mine[mine["rank"] == 2]["raw_max"].item() == pytest.approx(float(second.max()), rel=1e-5)
+    # the centre-point baseline: one row per image, by hand
+    centre = table[table["method"] == "centre"].set_index("image")
+    assert len(centre) == 4 and centre["is_gt"].all() and (centre["rank"] == 0).all()
+    assert centre["raw_max"].isna().all()
+    for r in records:
+        w, h = r.size
+        expected = metrics.point_box_distance((w // 2 + 0.5, h // 2 + 0.5), r.boxes).min() <= 15.0
+        assert centre.loc[r.name, "hit"] == expected
+
+
+def test_tolerance_zero_is_never_more_lenient(squeezenet, ilsvrc_records):
+    records = ilsvrc_records[20:24]
+    lenient = pointing.run_pointing_game(squeezenet, records, batch_size=4, progress=False).table
+    strict = pointing.run_pointing_game(
+        squeezenet, records, batch_size=4, tolerance=0.0, progress=False
+    ).table
+    assert (strict["hit"] <= lenient["hit"]).all()
+    np.testing.assert_allclose(strict["raw_max"], lenient["raw_max"])
+
+
+def test_notebook_full_profile_code_path_through_papermill(full_size_val_folder, tmp_path):
+    out_dir = tmp_path / "results"
+    params = {
+        "data_source": str(full_size_val_folder),
+        "n_images": 3,
+        "batch_size": 2,
+        "device": "cpu",
+        "output_dir": str(out_dir),
+        "model_names": ["squeezenet1_1"],
+    }
+    result = run_papermill("02_pointing_game", params, tmp_path / "out.ipynb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out_dir / "per_image.csv")
+    assert table["image"].nunique() == 3 and set(table["model"]) == {"squeezenet1_1"}
+
+
+def test_notebook_run_twice_through_papermill_gives_byte_identical_results(tmp_path):
+    """Determinism: the same notebook and parameters on the CPU write the same results bytes
+    (run_times.csv, wall times, excepted)."""
+    outputs = []
+    for attempt in ("first", "second"):
+        out_dir = tmp_path / attempt
+        params = {
+            "n_images": 12,
+            "batch_size": 4,
+            "device": "cpu",
+            "output_dir": str(out_dir),
+            "model_names": ["squeezenet1_1"],
+        }
+        result = run_papermill("02_pointing_game", params, tmp_path / f"{attempt}.ipynb")
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(
+            {p.name: p.read_bytes() for p in sorted(out_dir.glob("*.csv")) if p.name != "run_times.csv"}
+        )
+    assert outputs[0] and outputs[0] == outputs[1]

@@ -1,0 +1,219 @@
+"""Task 4 (:mod:`gradcam_core.tasks.user_study`): the stimuli a study folder holds, and the
+analysis of ratings (signing, agreement between raters). The survey app itself is tested in
+``test_study.py``, the summary tables in ``test_tables.py``.
+
+The analysis tests use ``tests/fixtures/SYNTHETIC_responses.csv``: invented ratings, labelled
+as such in the file name and in ``tests/fixtures/README.md``, used only to check the code
+against hand computations and never shown as a result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from gradcam_core import data, study
+from gradcam_core.methods import GuidedBackprop, GuidedGradCAM
+from gradcam_core.tasks import user_study
+from tests.helpers import image_batch, loaded_module
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+# ------------------------------------------------------------------------------ stimuli
+
+
+def test_stimulus_explainers():
+    assert {
+        "guided-backprop": GuidedBackprop,
+        "guided-grad-cam": GuidedGradCAM,
+    } == user_study.STIMULUS_EXPLAINERS
+    assert set(user_study.STIMULUS_EXPLAINERS) == set(study.STUDY_METHODS)
+
+
+def test_stimuli_folder_records_sides_and_only_images_both_models_get_right(
+    study_dir, squeezenet, mobilenet, ilsvrc_records
+):
+    info, manifest = study.load_study(study_dir)
+    assert len(manifest) == 20 and manifest["image"].nunique() == 10
+    assert set(manifest["method"]) == set(study.STUDY_METHODS)
+    assert info["accurate_model"] == "mobilenet_v1_0.75" and info["other_model"] == "squeezenet1_1"
+    assert info["methods"] == list(study.STUDY_METHODS) and info["seed"] == 0
+    for r in manifest.to_dict("records"):
+        accurate_on = "left" if r["left_model"] == "mobilenet_v1_0.75" else "right"
+        assert r["accurate_side"] == accurate_on and {r["left_model"], r["right_model"]} == {
+            "mobilenet_v1_0.75",
+            "squeezenet1_1",
+        }
+        for key in ("original_file", "left_file", "right_file"):
+            assert (study_dir / "images" / r[key]).is_file()
+    assert 0 < (manifest["accurate_side"] == "left").sum() < 20  # randomised, not constant
+    by_name = {r.name: r for r in ilsvrc_records}
+    for name in manifest["image"].unique():
+        record = by_name[name]
+        image = data.load_rgb(record.path)
+        for model in (squeezenet, mobilenet):
+            assert int(model(model.preprocess([image])).argmax()) == record.label
+
+
+def test_stimulus_pictures_are_the_explanations_and_the_photo_at_input_size(
+    study_dir, mobilenet, ilsvrc_records
+):
+    manifest = study.load_study(study_dir)[1]
+    first = manifest.iloc[0]
+    record = next(r for r in ilsvrc_records if r.name == first["image"])
+    with Image.open(study_dir / "images" / first["original_file"]) as photo:
+        assert photo.size == (224, 224)  # the models' input size, not the stored 227 px
+    side = first["accurate_side"]
+    explainer = user_study.STIMULUS_EXPLAINERS[first["method"]](mobilenet)
+    pixels = explainer.attribute_pixels(mobilenet.preprocess([data.load_rgb(record.path)]), record.label)
+    expected = user_study.explanation_image(pixels[0, 0].detach().numpy())
+    with Image.open(study_dir / "images" / first[f"{side}_file"]) as picture:
+        assert np.array_equal(np.asarray(picture), expected)
+
+
+def test_stimuli_are_reproducible_with_the_seed(
+    study_dir, squeezenet, mobilenet, ilsvrc_records, tmp_path, capsys
+):
+    again = user_study.make_stimuli(
+        mobilenet, squeezenet, ilsvrc_records[:80], tmp_path, n_images=10, seed=0, progress=False
+    )
+    pd.testing.assert_frame_equal(again, study.load_study(study_dir)[1])
+    assert (tmp_path / "images" / "s001_left.png").read_bytes() == (
+        study_dir / "images" / "s001_left.png"
+    ).read_bytes()
+    assert (
+        "20 stimuli (10 images both models classify correctly x 2 methods) written to the study folder "
+        f"{tmp_path.as_posix()}"
+    ) in capsys.readouterr().out
+
+
+def test_stimuli_per_side(study_dir):
+    manifest = study.load_study(study_dir)[1]
+    counts = user_study.stimuli_per_side(manifest)
+    assert counts["stimuli"].sum() == 20 and list(counts.columns) == ["method", "accurate_side", "stimuli"]
+    gb_left = counts[(counts["method"] == "guided-backprop") & (counts["accurate_side"] == "left")]["stimuli"]
+    expected = ((manifest["method"] == "guided-backprop") & (manifest["accurate_side"] == "left")).sum()
+    assert gb_left.item() == expected
+
+
+def test_make_stimuli_refuses_unknown_methods_and_different_input_sizes(squeezenet, ilsvrc_records, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"unknown study method\(s\) \['occlusion'\]; known: guided-backprop"
+    ):
+        user_study.make_stimuli(squeezenet, squeezenet, ilsvrc_records[:2], tmp_path, methods=("occlusion",))
+    small = loaded_module(torch.nn.Identity(), [], name="small", input_size=32)
+    with pytest.raises(
+        ValueError, match=r"different input sizes \(224 px for squeezenet1_1, 32 px for small\)"
+    ):
+        user_study.make_stimuli(squeezenet, small, ilsvrc_records[:2], tmp_path)
+
+
+def test_both_correct_draws_from_images_every_model_gets_right(squeezenet, mobilenet, ilsvrc_records):
+    records = ilsvrc_records[:12]
+    right = []
+    for model in (squeezenet, mobilenet):
+        with torch.no_grad():
+            predicted = model(image_batch(model, records, len(records))).argmax(1).tolist()
+        right.append({r.name for r, p in zip(records, predicted) if p == r.label})
+    good = [r.name for r in records if r.name in right[0] & right[1]]
+    assert len(good) >= 4
+    chosen = user_study.both_correct({"s": squeezenet, "m": mobilenet}, records, 3, seed=2)
+    order = sorted(np.random.default_rng(2).permutation(len(good))[:3])
+    assert [r.name for r in chosen] == [good[i] for i in order]
+
+
+def test_explanation_image_is_centred_grey():
+    picture = user_study.explanation_image(np.zeros((3, 4, 4)))
+    assert picture.shape == (4, 4, 3) and picture.dtype == np.uint8 and (picture == 128).all()
+
+
+def test_explanation_image_by_hand():
+    # values 0 and 2: centred -1, +1, std 1, scaled by 0.1 / std: -0.1, +0.1, plus grey 0.5
+    pixels = np.array([[[0.0, 2.0]]] * 3)  # (C=3, H=1, W=2)
+    assert user_study.explanation_image(pixels).tolist() == [[[102] * 3, [153] * 3]]
+    # -100 and +100 among 98 zeros: std sqrt(200) = 14.1, so +-100 scale to +-0.71: clipped to
+    # black and white; the zeros stay grey (0.5 * 255 = 127.5, rounded to 128)
+    values = np.zeros(100)
+    values[:2] = (-100.0, 100.0)
+    picture = user_study.explanation_image(np.stack([values[None]] * 3))
+    assert picture[0, :3, 0].tolist() == [0, 255, 128] and (picture[0, 2:] == 128).all()
+
+
+# ------------------------------------------------------------------------------ analysis (SYNTHETIC data)
+
+
+@pytest.fixture
+def synthetic():
+    return user_study.signed_ratings(study.read_responses(FIXTURES / "SYNTHETIC_responses.csv"), "vgg16")
+
+
+def test_signs_are_mapped_to_the_more_accurate_model(synthetic):
+    first = synthetic.iloc[0]  # vgg16 on the left, rating -2: the accurate model trusted much more
+    assert first["left_model"] == "vgg16" and first["rating"] == -2 and first["signed"] == 2
+    right = synthetic[synthetic["right_model"] == "vgg16"]
+    assert (right["signed"] == right["rating"]).all()
+    left = synthetic[synthetic["left_model"] == "vgg16"]
+    assert (left["signed"] == -left["rating"]).all() and len(left) + len(right) == len(synthetic)
+
+
+def test_responses_without_the_accurate_model_are_refused(synthetic):
+    with pytest.raises(study.StudyError, match="some responses compare models without 'resnet50'"):
+        user_study.signed_ratings(synthetic, "resnet50")
+
+
+def test_load_responses_reads_signs_and_counts(capsys):
+    assert user_study.load_responses(None, "vgg16") is None
+    assert "this report holds 0 real ratings" in capsys.readouterr().out
+    signed = user_study.load_responses(FIXTURES / "SYNTHETIC_responses.csv", "vgg16")
+    raw = pd.read_csv(FIXTURES / "SYNTHETIC_responses.csv")
+    assert len(signed) == len(raw) and "signed" in signed
+    assert (
+        f"{len(raw)} real ratings from {raw['rater'].nunique()} raters on "
+        f"{raw['stimulus'].nunique()} stimuli, read from SYNTHETIC_responses.csv"
+    ) in capsys.readouterr().out
+
+
+def test_krippendorff_alpha_known_cases():
+    perfect = pd.DataFrame(
+        {
+            "rater": ["a", "a", "a", "b", "b", "b"],
+            "stimulus": ["s1", "s2", "s3"] * 2,
+            "signed": [2, 0, -1, 2, 0, -1],
+        }
+    )
+    assert user_study.rater_agreement(perfect) == pytest.approx(1.0)
+    one_rater = perfect[perfect["rater"] == "a"]
+    assert np.isnan(user_study.rater_agreement(one_rater))
+    # Krippendorff (2011) ordinal example values through the package equal its direct call
+    import krippendorff
+
+    opposite = perfect.assign(signed=[2, 0, -2, -2, 0, 2])
+    expected = krippendorff.alpha(
+        reliability_data=[[2, 0, -2], [-2, 0, 2]],
+        level_of_measurement="ordinal",
+        value_domain=[-2, -1, 0, 1, 2],
+    )
+    assert user_study.rater_agreement(opposite) == pytest.approx(expected) and expected < 0
+
+
+def test_rater_agreement_pivots_raters_by_stimuli_with_missing_ratings():
+    import krippendorff
+
+    signed = pd.DataFrame(
+        {
+            "rater": ["a", "a", "b", "b", "b", "c"],
+            "stimulus": ["s1", "s2", "s1", "s2", "s3", "s3"],
+            "signed": [1, -2, 1, -1, 2, 2],
+        }
+    )
+    matrix = [[1, -2, np.nan], [1, -1, 2], [np.nan, np.nan, 2]]
+    expected = krippendorff.alpha(
+        reliability_data=matrix, level_of_measurement="ordinal", value_domain=study.RATINGS
+    )
+    assert user_study.rater_agreement(signed) == pytest.approx(expected)
