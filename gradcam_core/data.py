@@ -408,7 +408,10 @@ def read_ilsvrc_boxes(boxes_dir: Path | None = None) -> tuple[dict, dict, dict]:
     labels_t = _read_csv_lines(boxes_dir / "class_labels.txt", ["image", "label"])
     sizes_t = _read_csv_lines(boxes_dir / "image_sizes.txt", ["image", "w", "h"])
     loc_t = _read_csv_lines(boxes_dir / "localization.txt", ["image", "x0", "y0", "x1", "y1"])
-    strip = lambda s: s.str.rsplit("/", n=1).str[-1]  # noqa: E731  "val/NAME" -> "NAME"
+
+    def strip(names: pd.Series) -> pd.Series:  # "val/NAME" -> "NAME"
+        return names.str.rsplit("/", n=1).str[-1]
+
     labels = dict(zip(strip(labels_t["image"]), labels_t["label"].astype(int)))
     sizes = dict(zip(strip(sizes_t["image"]), zip(sizes_t["w"].astype(int), sizes_t["h"].astype(int))))
     loc_t = loc_t.assign(image=strip(loc_t["image"]))
