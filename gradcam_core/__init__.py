@@ -1,5 +1,7 @@
 """gradcam_core: the logic of the Grad-CAM reproducibility report, one home per idea.
 
+Files: :mod:`~gradcam_core.files` (atomic writing), :mod:`~gradcam_core.cli` (the command lines'
+shared parts).
 Inputs: :mod:`~gradcam_core.data` (the embedded files, fetched and verified, and typed dataset
 loaders), :mod:`~gradcam_core.standins` (the stand-in networks trained here, their configurations
 and checkpoints), :mod:`~gradcam_core.models` (the model registry), :mod:`~gradcam_core.training`
@@ -11,10 +13,10 @@ Explaining: :mod:`~gradcam_core.methods` (one class per explainer, one ``attribu
 Tasks: :mod:`~gradcam_core.tasks` (one module per task of the report, each returning a typed
 result), :mod:`~gradcam_core.runner` (resumable, sharded long runs), :mod:`~gradcam_core.study`
 (the user study's survey).
-Output: :mod:`~gradcam_core.results` (results files, reference numbers, provenance),
-:mod:`~gradcam_core.tables` and :mod:`~gradcam_core.figures` (what the pages show),
-:mod:`~gradcam_core.notebook` (the notebooks' setup), :mod:`~gradcam_core.cli` (the command lines'
-shared parts).
+Results files: :mod:`~gradcam_core.results` (tables on disk, reference numbers, provenance),
+which tasks, runner and study write through. Presentation: :mod:`~gradcam_core.tables` and
+:mod:`~gradcam_core.figures` (what the pages show), :mod:`~gradcam_core.notebook` (the
+notebooks' one-call setup); nothing below depends on them.
 """
 
 __version__ = "0.2.0"

@@ -26,7 +26,6 @@ import os
 import shutil
 import struct
 import sys
-import tempfile
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from . import cli
+from .files import atomic_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = REPO_ROOT / "data" / "manifest.csv.gz"
@@ -159,11 +159,7 @@ def fetch_file(relpath: str, sha256: str, url: str, *, cache: Path, mirror: Path
     the final name; on any failure the temporary file is removed and nothing is left behind.
     """
     final = cache / relpath
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(final) as tmp:
         source = mirror / relpath if mirror is not None else None
         if source is not None and source.is_file():
             shutil.copyfile(source, tmp)
@@ -182,9 +178,6 @@ def fetch_file(relpath: str, sha256: str, url: str, *, cache: Path, mirror: Path
             raise ChecksumError(
                 f"sha256 mismatch for {relpath} (from {origin}): expected {sha256}, got {actual}"
             )
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return final
 
 

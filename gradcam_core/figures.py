@@ -1,4 +1,5 @@
-"""Figures for the page, one function per figure, all in one seaborn theme (:data:`THEME`).
+"""Figures for the page, one function per figure, all drawn in one seaborn theme (:data:`THEME`,
+applied while each figure is drawn, so importing this module changes no global setting).
 
 Inputs are summary tables (:mod:`gradcam_core.tables`) or the figure data that each task
 returns as a dataclass (``examples`` / ``cases`` of :mod:`gradcam_core.tasks`); every function
@@ -8,6 +9,7 @@ ground-truth boxes in green and boxes extracted from maps in red.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,13 +19,27 @@ import seaborn as sns
 from matplotlib import patches
 from PIL import Image
 
-#: The one theme of every figure of the report.
-THEME = {"context": "notebook", "style": "whitegrid"}
-sns.set_theme(**THEME)
+#: The one theme of every figure of the report: seaborn's context, style and colour palette.
+THEME = {"context": "notebook", "style": "whitegrid", "palette": "deep"}
 
 MAP_COLORMAP = "jet"
 GROUND_TRUTH_COLOR = "lime"
 EXTRACTED_BOX_COLOR = "red"
+
+
+def _themed(plot):
+    """Draw ``plot``'s figure in :data:`THEME`."""
+
+    @functools.wraps(plot)
+    def themed(*args, **kwargs):
+        with (
+            sns.plotting_context(THEME["context"]),
+            sns.axes_style(THEME["style"]),
+            sns.color_palette(THEME["palette"]),
+        ):
+            return plot(*args, **kwargs)
+
+    return themed
 
 
 def _draw_boxes(ax, boxes, color: str) -> None:
@@ -50,6 +66,7 @@ def _image_axes(nrows: int, ncols: int, width: float, height: float):
 # --------------------------------------------------------------------------------------------
 
 
+@_themed
 def plot_threshold_sweep(sweep: pd.DataFrame, chosen: float):
     """Localisation error against the binarisation threshold, top-1 and top-5 side by side,
     the chosen threshold dashed."""
@@ -63,6 +80,7 @@ def plot_threshold_sweep(sweep: pd.DataFrame, chosen: float):
     return _finished(fig)
 
 
+@_themed
 def plot_boxes_on_maps(examples, title: str | None = None):
     """A grid from a task's ``LocalizationExamples``: each column an image with its
     ground-truth and extracted boxes, above its normalised map with the same boxes."""
@@ -85,6 +103,7 @@ def plot_boxes_on_maps(examples, title: str | None = None):
 # --------------------------------------------------------------------------------------------
 
 
+@_themed
 def plot_pointing_curve(curve: pd.DataFrame):
     """Pointing accuracy over the top-5 predictions against recall of the ground-truth class."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -101,6 +120,7 @@ def plot_pointing_curve(curve: pd.DataFrame):
 # --------------------------------------------------------------------------------------------
 
 
+@_themed
 def plot_correlation_distribution(table: pd.DataFrame):
     """Per-image Spearman correlations with the occlusion map, per method and model."""
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -110,6 +130,7 @@ def plot_correlation_distribution(table: pd.DataFrame):
     return _finished(fig)
 
 
+@_themed
 def plot_map_grid(examples, title: str | None = None):
     """Rows: images; columns: the image, then each named map (normalised) of a task's
     ``OcclusionExamples``."""
@@ -132,6 +153,7 @@ def plot_map_grid(examples, title: str | None = None):
 # --------------------------------------------------------------------------------------------
 
 
+@_themed
 def plot_stimuli(study_dir: str | Path, manifest: pd.DataFrame, count: int = 4):
     """The first ``count`` stimuli as raters see them: the photo, then the left and the right
     explanation, each titled with the model behind it (which raters are not told)."""
@@ -155,6 +177,7 @@ def plot_stimuli(study_dir: str | Path, manifest: pd.DataFrame, count: int = 4):
 # --------------------------------------------------------------------------------------------
 
 
+@_themed
 def plot_xray_maps(examples, method: str, ncols: int = 6):
     """One method's normalised maps over the X-rays of a task's ``XrayExamples``, the
     radiologist box in green."""
@@ -177,6 +200,7 @@ def plot_xray_maps(examples, method: str, ncols: int = 6):
 # --------------------------------------------------------------------------------------------
 
 
+@_themed
 def plot_one_pixel_cases(cases, title: str | None = None):
     """Each row a task's ``OnePixelCase``: the image with the attacked pixel circled, the true
     class's map before and after. ``None`` when there is no case."""
@@ -198,6 +222,7 @@ def plot_one_pixel_cases(cases, title: str | None = None):
     return _finished(fig, title, 1.01)
 
 
+@_themed
 def plot_fgsm(summary: pd.DataFrame):
     """FGSM against epsilon: success rate, the maps' rank correlations and the pointing hit
     rate, one panel each, a line per model."""
@@ -222,6 +247,7 @@ def plot_fgsm(summary: pd.DataFrame):
 # --------------------------------------------------------------------------------------------
 
 
+@_themed
 def plot_fidelity_examples(examples, class_names, threshold: float = 0.10, title: str | None = None):
     """Rows: images of a task's ``FidelityExamples``; columns: the image, then per method the
     0..1 saliency of the top-1 and the top-2 class, the pixels above ``threshold`` outlined."""

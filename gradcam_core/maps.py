@@ -72,3 +72,15 @@ def pool(maps: torch.Tensor, resolution: int) -> torch.Tensor:
     resolution at which Task 3 ranks pixels (fine enough for the occlusion stride, coarse enough
     that pixel noise in guided backpropagation does not dominate the ranks)."""
     return F.adaptive_avg_pool2d(maps.float(), resolution)
+
+
+def gradient_image(pixels: np.ndarray) -> np.ndarray:
+    """Guided Backprop / Guided Grad-CAM attributions ``(C, H, W)`` as an RGB uint8 picture, the
+    usual way of showing gradient images (Springenberg et al. 2015; paper Fig. 1): centred on
+    grey, scaled by 0.1 / std, clipped to [0, 1]."""
+    x = np.asarray(pixels, np.float64)
+    x = x - x.mean()
+    std = x.std()
+    x = x / std * 0.1 if std > 0 else x
+    x = np.clip(x + 0.5, 0, 1)
+    return (np.moveaxis(x, 0, -1) * 255).round().astype(np.uint8)

@@ -91,7 +91,14 @@ def map_peak(heatmap: np.ndarray) -> tuple[float, float]:
     return col + 0.5, row + 0.5
 
 
-def pointing_hit(heatmap: np.ndarray, boxes, tolerance: float = 15.0) -> bool:
+#: The pointing game's tolerance in pixels (Zhang et al. 2016; paper Sec. 4.3).
+POINTING_TOLERANCE = 15.0
+
+#: The seed's threshold for a chest X-ray map's "activated" pixels: 85 % of its maximum.
+SEED_RATIO_THRESHOLD = 0.85
+
+
+def pointing_hit(heatmap: np.ndarray, boxes, tolerance: float = POINTING_TOLERANCE) -> bool:
     """Pointing game (Zhang et al. 2016, as used in paper Sec. 4.3): a hit when the map's
     maximum lies within ``tolerance`` pixels of any ground-truth box of the cued class."""
     if len(boxes) == 0:
@@ -163,7 +170,7 @@ def box_mask(shape: tuple[int, int], boxes) -> np.ndarray:
     return mask
 
 
-def ratio_inside_box(heatmap: np.ndarray, boxes, threshold: float = 0.85) -> float:
+def ratio_inside_box(heatmap: np.ndarray, boxes, threshold: float = SEED_RATIO_THRESHOLD) -> float:
     """The seed's chest X-ray metric: of the activated pixels (>= ``threshold`` x max), the
     fraction whose centres lie inside the radiologist's box(es). NaN when nothing is activated
     (a map with no positive value)."""

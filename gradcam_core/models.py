@@ -465,7 +465,9 @@ def _digits() -> list[str]:
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything the report needs to know about one model. The defaults are an ImageNet
-    classifier taking 224 px RGB with torchvision's normalisation, its logits the class scores."""
+    classifier taking 224 px RGB with torchvision's normalisation, its logits the class scores.
+    Every model sees the whole frame resized to ``input_size`` (:func:`to_pixels`, no crop, so
+    boxes scale per axis); ``grayscale`` for one-channel inputs."""
 
     name: str
     description: str

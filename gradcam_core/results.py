@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from . import data
+from .files import atomic_file
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
 REFERENCE_FILES = {"paper": "paper_results.yaml", "seed": "seed_results.yaml"}
@@ -36,30 +35,16 @@ def load_reference(name: str) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def atomic_file(path: str | Path):
-    """A text handle on a temporary file beside ``path``, renamed to ``path`` only when the
-    block completes, so a results file is never left half written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            yield handle
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a CSV atomically (:func:`atomic_file`), floats to 6 significant digits."""
+    """Write a CSV atomically (:func:`gradcam_core.files.atomic_file`), floats to 6 significant
+    digits."""
     with atomic_file(path) as handle:
         table.to_csv(handle, index=False, float_format="%.6g")
     return Path(path)
 
 
 def write_text(text: str, path: str | Path) -> Path:
-    """Write a text file atomically (:func:`atomic_file`)."""
+    """Write a text file atomically (:func:`gradcam_core.files.atomic_file`)."""
     with atomic_file(path) as handle:
         handle.write(text)
     return Path(path)

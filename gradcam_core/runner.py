@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import cli, data
-from .models import load_model
+from .models import UnknownLayerError, UnknownModelError, load_model
 from .results import write_table, write_text
 from .tasks import localization, occlusion, pointing
 from .tasks.common import PRECISIONS
@@ -226,7 +226,14 @@ def main(argv=None) -> int:
     merge_cmd.add_argument("out_dir")
     merge_cmd.add_argument("--out", required=True, help="merged per-image CSV")
     args = parser.parse_args(argv)
-    return cli.run(lambda: _command(args), (ShardError, data.DataFileError))
+    bad_inputs = (
+        ShardError,
+        data.DataFileError,
+        data.WeightsUnavailableError,
+        UnknownModelError,
+        UnknownLayerError,
+    )
+    return cli.run(lambda: _command(args), bad_inputs)
 
 
 def _command(args) -> int:

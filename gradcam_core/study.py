@@ -80,9 +80,8 @@ def load_study(study_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     study_dir = Path(study_dir)
     for name in (STUDY_FILE, MANIFEST):
         if not (study_dir / name).is_file():
-            raise StudyError(
-                f"{study_dir / name}: missing; is {study_dir} a study folder made by make_stimuli?"
-            )
+            maker = "gradcam_core.tasks.user_study.make_stimuli (notebook 04)"
+            raise StudyError(f"{study_dir / name}: missing; is {study_dir} a study folder made by {maker}?")
     try:
         info = json.loads((study_dir / STUDY_FILE).read_text())
     except json.JSONDecodeError as err:

@@ -300,9 +300,6 @@ def trust_vs_paper(summary: pd.DataFrame, methods) -> pd.DataFrame:
 # Task 5: chest X-rays
 # --------------------------------------------------------------------------------------------
 
-#: The seed's threshold for "activated" pixels in Task 5 (85 % of the map's maximum).
-SEED_XRAY_THRESHOLD = 0.85
-
 
 def auc_summary(auc: pd.DataFrame) -> pd.DataFrame:
     """Per-finding ROC AUC rounded, plus the mean over findings that have an AUC."""
@@ -340,10 +337,9 @@ def xray_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def xray_vs_seed(summary: pd.DataFrame, threshold: float = SEED_XRAY_THRESHOLD) -> pd.DataFrame:
+def xray_vs_seed(summary: pd.DataFrame, threshold: float = metrics.SEED_RATIO_THRESHOLD) -> pd.DataFrame:
     """Ratio inside the box at the seed's threshold: this report's rows beside the seed's two
-    DenseNet-121 rows (the paper has no such table). The seed's "shap" column is set beside this
-    report's GradientSHAP."""
+    DenseNet-121 rows (the paper has no such table), for the methods both have."""
     part = summary[np.isclose(summary["threshold"], threshold)]
     ours = part.pivot(index="model", columns="method", values="ratio inside box")
     ours.index = [f"this report: {m}" for m in ours.index]
@@ -354,7 +350,7 @@ def xray_vs_seed(summary: pd.DataFrame, threshold: float = SEED_XRAY_THRESHOLD) 
     return out.reset_index()
 
 
-def xray_conclusions(summary: pd.DataFrame, threshold: float = SEED_XRAY_THRESHOLD) -> list[str]:
+def xray_conclusions(summary: pd.DataFrame, threshold: float = metrics.SEED_RATIO_THRESHOLD) -> list[str]:
     """One sentence per method at ``threshold`` (every threshold when the run has not that
     one): the ratio inside the box against the box's share of the image (what a map spread
     evenly would score), and the pointing hit rate."""
@@ -523,16 +519,20 @@ def fidelity_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 #: The seed's column name for each of this report's Task 7 methods (the seed's "shap" is set
 #: beside this report's GradientSHAP, the same estimator).
-SEED_TASK7_METHODS = {"grad-cam": "grad-cam", "gradient-shap": "shap", "integrated-gradients": "ig"}
+SEED_TASK7_METHODS = {
+    "grad-cam": "grad-cam",
+    "gradient-shap": "shap",
+    "shap-gradient-explainer": "shap",
+    "integrated-gradients": "ig",
+}
 
 
-def fidelity_vs_seed(summary: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
-    """Fidelity and contrastivity at 1 % and 10 % beside the seed's numbers for ``dataset``
-    ("mnist" or "cifar10"), methods as columns; only ``model``'s rows when given."""
+def fidelity_vs_seed(summary: pd.DataFrame, dataset: str, model: str) -> pd.DataFrame:
+    """Fidelity and contrastivity at 1 % and 10 % of ``model`` (this report's stand-in for
+    ``dataset``, "mnist" or "cifar10") beside the seed's numbers, methods as columns."""
     seed = load_reference("seed")["task7_fidelity_contrastivity"][dataset]
     rows = []
-    ours = summary if model is None else summary[summary["model"] == model]
-    for r in ours.to_dict("records"):
+    for r in summary[summary["model"] == model].to_dict("records"):
         pct = f"{round(100 * r['threshold'])}pct"
         seed_name = SEED_TASK7_METHODS.get(r["method"], r["method"])
         for metric in ("fidelity", "contrastivity"):

@@ -11,8 +11,6 @@ byte-identical state dict (tested through the checkpoint's ``state_sha256``).
 from __future__ import annotations
 
 import hashlib
-import io
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -25,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import data, metrics, models, standins
+from .files import atomic_file
 from .standins import TrainingConfig
 
 
@@ -305,10 +304,6 @@ def train_or_load(config: TrainingConfig, progress: bool = True) -> TrainedModel
         "seconds": seconds,
         "state_sha256": state_sha256(state),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(saved, buffer)
-    partial = path.with_suffix(f".part{os.getpid()}")
-    partial.write_bytes(buffer.getvalue())
-    os.replace(partial, path)
+    with atomic_file(path, "wb") as handle:
+        torch.save(saved, handle)
     return TrainedModel(config, path, saved["state_sha256"], history, seconds, True)

@@ -95,3 +95,23 @@ def test_pool_averages_blocks_by_hand():
     assert torch.equal(out[0, 0], torch.tensor([[2.5, 4.5], [10.5, 12.5]]))
     assert torch.equal(maps.pool(raw, 4)[0, 0], raw[0, 0].float())  # already at the resolution
     assert maps.pool(raw.to(torch.bfloat16), 1).item() == 7.5  # the mean, in float32
+
+
+def test_gradient_image_is_centred_grey():
+    picture = maps.gradient_image(np.zeros((3, 4, 4)))
+    assert picture.shape == (4, 4, 3) and picture.dtype == np.uint8 and (picture == 128).all()
+
+
+def test_gradient_image_by_hand():
+    # values 0 and 2: centred -1, +1, std 1, scaled by 0.1 / std: -0.1, +0.1, plus grey 0.5
+    pixels = np.array([[[0.0, 2.0]]] * 3)  # (C=3, H=1, W=2)
+    assert maps.gradient_image(pixels).tolist() == [[[102] * 3, [153] * 3]]
+    # -100 and +100 among 98 zeros: std sqrt(200) = 14.1, so +-100 scale to +-0.71: clipped to
+    # black and white; the zeros stay grey (0.5 * 255 = 127.5, rounded to 128)
+    values = np.zeros(100)
+    values[:2] = (-100.0, 100.0)
+    picture = maps.gradient_image(np.stack([values[None]] * 3))
+    assert picture[0, :3, 0].tolist() == [0, 255, 128] and (picture[0, 2:] == 128).all()
+
+
+# ------------------------------------------------------------------------------ analysis (SYNTHETIC data)

@@ -25,19 +25,9 @@ def test_write_table_is_atomic_with_six_significant_digits(tmp_path):
     assert path.read_text() == "a\n0.333333\n" and [p.name for p in path.parent.iterdir()] == ["t.csv"]
 
 
-def test_write_text_and_atomic_file(tmp_path):
+def test_write_text_writes_the_text(tmp_path):
     path = results.write_text("hello\n", tmp_path / "deep" / "note.txt")
-    assert path.read_text() == "hello\n"
-    target = tmp_path / "plan.json"
-    target.write_text("old")
-    with pytest.raises(RuntimeError, match="interrupted"), results.atomic_file(target) as handle:
-        handle.write("half of the new")
-        raise RuntimeError("interrupted")
-    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["deep", "plan.json"]
-    with results.atomic_file(target) as handle:
-        handle.write("new")
-        assert target.read_text() == "old"  # renamed only when the block completes
-    assert target.read_text() == "new"
+    assert path.read_text() == "hello\n" and [p.name for p in path.parent.iterdir()] == ["note.txt"]
 
 
 def test_per_image_table_joins_runs_and_says_what_it_holds(tmp_path, capsys):

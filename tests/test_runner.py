@@ -15,7 +15,6 @@ import pytest
 
 from gradcam_core import runner
 from gradcam_core.results import write_table
-from gradcam_core.tasks import localization, occlusion, pointing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,19 +24,12 @@ def roundtrip(table: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
     return pd.read_csv(write_table(table, tmp_path / "direct.csv"))
 
 
-def test_tasks_are_the_task_runners():
-    assert {
-        "localization": localization.run_localization,
-        "pointing": pointing.run_pointing_game,
-        "occlusion": occlusion.run_occlusion_correlation,
-    } == runner.TASKS
-
-
 @pytest.mark.parametrize(
     "task, options",
     [
         ("localization", {"methods": ["grad-cam", "full-image"], "thresholds": [0.15, 0.3], "batch_size": 4}),
         ("pointing", {"batch_size": 4}),
+        ("occlusion", {"patch_size": 112, "stride": 56, "batch_size": 2}),
     ],
 )
 def test_three_shards_merged_equal_one_run(squeezenet, ilsvrc_records, tmp_path, task, options):
@@ -59,8 +51,10 @@ def test_three_shards_merged_equal_one_run(squeezenet, ilsvrc_records, tmp_path,
     merged3, skipped3 = runner.merge(tmp_path / "three")
     merged1, _ = runner.merge(tmp_path / "one")
     assert len(skipped3) == 0 and list(merged3["image"].unique()) == [r.name for r in records]
-    pd.testing.assert_frame_equal(merged3, merged1, check_exact=False, rtol=1e-5)
-    pd.testing.assert_frame_equal(merged3, direct, check_exact=False, rtol=1e-5)
+    # batches of other compositions round differently in the last float32 digits (occlusion's
+    # Spearman correlations move by up to ~2e-6): equal to 1e-5
+    pd.testing.assert_frame_equal(merged3, merged1, check_exact=False, rtol=1e-5, atol=1e-5)
+    pd.testing.assert_frame_equal(merged3, direct, check_exact=False, rtol=1e-5, atol=1e-5)
 
 
 def test_unfinished_or_missing_shards_are_refused(squeezenet, ilsvrc_records, tmp_path):
@@ -220,3 +214,41 @@ def test_cli_names_bad_arguments(tmp_path):
         text=True,
     )
     assert result.returncode == 2 and "nowhere" in result.stderr
+
+
+@pytest.mark.parametrize("task", ["localization", "occlusion"])
+def test_cli_runs_each_task_in_process_and_forwards_its_options(task, tmp_path, capsys):
+    """The options the command line builds reach the task (loading options through **loading):
+    the merged table equals a direct run with the same options."""
+    from gradcam_core import data
+    from gradcam_core.models import load_model
+
+    out = tmp_path / task
+    args = [
+        "run",
+        task,
+        "--model",
+        "squeezenet1_1",
+        "--n-images",
+        "2",
+        "--batch-size",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    assert runner.main([*args, "--out", str(out), "--thresholds", "0.15,0.3"]) == 0
+    assert "1 chunks run, 0 already done, 1 in all; 0 unreadable images skipped" in capsys.readouterr().out
+    merged, skipped = runner.merge(out)
+    plan = (runner.shard_folder(out, 0, 1) / "plan.json").read_text()
+    assert '"batch_size": 1' in plan and len(skipped) == 0
+    model = load_model("squeezenet1_1", device="cpu")
+    records = data.load_ilsvrc_val(n_images=2)
+    if task == "localization":
+        assert set(merged["method"]) == {"grad-cam", "cam", "full-image", "centre-box"}
+        assert sorted(merged["threshold"].dropna().unique()) == [0.15, 0.3]
+        options = {"methods": ["grad-cam", "full-image", "centre-box", "cam"], "thresholds": [0.15, 0.3]}
+    else:
+        assert set(merged["method"]) == {"grad-cam", "guided-backprop", "guided-grad-cam"}
+        options = {}
+    direct = runner.TASKS[task](model, records, batch_size=1, progress=False, **options).table
+    pd.testing.assert_frame_equal(merged, roundtrip(direct, tmp_path), check_exact=False, rtol=1e-5)

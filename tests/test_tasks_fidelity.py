@@ -26,10 +26,6 @@ def mnist_splits():
     return training.mnist_splits(standins.MNIST_TRAIN_DIGITS)
 
 
-def test_fidelity_methods():
-    assert fidelity.FIDELITY_METHODS == ("grad-cam", "gradient-shap", "integrated-gradients")
-
-
 def test_saliency_maps_are_the_normalised_positive_evidence(mnist_model, mnist_splits):
     x = mnist_splits[1].images[:3].contiguous(memory_format=torch.channels_last)
     classes = torch.tensor([[0, 1], [2, 3], [4, 5]])

@@ -16,12 +16,6 @@ from gradcam_core.tasks import common, localization
 from tests.helpers import run_papermill
 
 
-def test_method_names():
-    assert localization.MAP_METHODS == ("grad-cam", "cam", "backprop")
-    assert localization.BASELINES == ("full-image", "centre-box")
-    assert localization.METHODS_AND_BASELINES == localization.MAP_METHODS + localization.BASELINES
-
-
 def test_centre_box_by_hand():
     # 200 x 100 image, half of each side: x from 50 to 150, y from 25 to 75
     box = localization.centre_box((200, 100), 0.5)

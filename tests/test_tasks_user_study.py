@@ -17,8 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gradcam_core import data, study
-from gradcam_core.methods import GuidedBackprop, GuidedGradCAM
+from gradcam_core import data, maps, study
 from gradcam_core.tasks import user_study
 from tests.helpers import image_batch, loaded_module
 
@@ -26,14 +25,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 # ------------------------------------------------------------------------------ stimuli
-
-
-def test_stimulus_explainers():
-    assert {
-        "guided-backprop": GuidedBackprop,
-        "guided-grad-cam": GuidedGradCAM,
-    } == user_study.STIMULUS_EXPLAINERS
-    assert set(user_study.STIMULUS_EXPLAINERS) == set(study.STUDY_METHODS)
 
 
 def test_stimuli_folder_records_sides_and_only_images_both_models_get_right(
@@ -72,7 +63,7 @@ def test_stimulus_pictures_are_the_explanations_and_the_photo_at_input_size(
     side = first["accurate_side"]
     explainer = user_study.STIMULUS_EXPLAINERS[first["method"]](mobilenet)
     pixels = explainer.attribute_pixels(mobilenet.preprocess([data.load_rgb(record.path)]), record.label)
-    expected = user_study.explanation_image(pixels[0, 0].detach().numpy())
+    expected = maps.gradient_image(pixels[0, 0].detach().numpy())
     with Image.open(study_dir / "images" / first[f"{side}_file"]) as picture:
         assert np.array_equal(np.asarray(picture), expected)
 
@@ -126,26 +117,6 @@ def test_both_correct_draws_from_images_every_model_gets_right(squeezenet, mobil
     chosen = user_study.both_correct({"s": squeezenet, "m": mobilenet}, records, 3, seed=2)
     order = sorted(np.random.default_rng(2).permutation(len(good))[:3])
     assert [r.name for r in chosen] == [good[i] for i in order]
-
-
-def test_explanation_image_is_centred_grey():
-    picture = user_study.explanation_image(np.zeros((3, 4, 4)))
-    assert picture.shape == (4, 4, 3) and picture.dtype == np.uint8 and (picture == 128).all()
-
-
-def test_explanation_image_by_hand():
-    # values 0 and 2: centred -1, +1, std 1, scaled by 0.1 / std: -0.1, +0.1, plus grey 0.5
-    pixels = np.array([[[0.0, 2.0]]] * 3)  # (C=3, H=1, W=2)
-    assert user_study.explanation_image(pixels).tolist() == [[[102] * 3, [153] * 3]]
-    # -100 and +100 among 98 zeros: std sqrt(200) = 14.1, so +-100 scale to +-0.71: clipped to
-    # black and white; the zeros stay grey (0.5 * 255 = 127.5, rounded to 128)
-    values = np.zeros(100)
-    values[:2] = (-100.0, 100.0)
-    picture = user_study.explanation_image(np.stack([values[None]] * 3))
-    assert picture[0, :3, 0].tolist() == [0, 255, 128] and (picture[0, 2:] == 128).all()
-
-
-# ------------------------------------------------------------------------------ analysis (SYNTHETIC data)
 
 
 @pytest.fixture

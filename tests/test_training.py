@@ -122,6 +122,28 @@ def test_initial_network_starts_the_xray_standin_from_imagenet_features():
     )
 
 
+def test_initial_network_is_the_same_as_before_the_standins_moved():
+    """The checkpoint digest did not change with the restructuring, so the starting network must
+    not either: the old construction was torchvision's SqueezeNet 1.1 with all ImageNet weights
+    loaded, then a fresh 14-way head, under the same seed."""
+    from torch import nn
+    from torchvision.models import squeezenet1_1
+
+    torch.manual_seed(0)
+    old = squeezenet1_1(weights=None)
+    old.load_state_dict(models.squeezenet_state_dict(data.fetch_group("weights/squeezenet1_1") / "weights"))
+    old.classifier = nn.Sequential(
+        nn.Dropout(0.5), nn.Conv2d(512, 14, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(1)
+    )
+    after_old = torch.rand(3)
+    torch.manual_seed(0)
+    new = training.initial_network("squeezenet1_1-cxr")
+    assert torch.equal(torch.rand(3), after_old)  # the same draws, so training's dropout draws match too
+    old_state, new_state = old.state_dict(), new.state_dict()
+    assert list(old_state) == list(new_state)
+    assert all(torch.equal(old_state[k], new_state[k]) for k in old_state)
+
+
 def test_load_model_or_standin_uses_the_registry_given_weights(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "random.pt"

@@ -8,6 +8,10 @@ import torch
 
 from .base import Explainer
 
+#: The default window: 45 px squares (the seed's), moved by a third of their side.
+PATCH_SIZE = 45
+STRIDE = 15
+
 
 class Occlusion(Explainer):
     """Occlusion sensitivity (Zeiler & Fergus 2014, https://arxiv.org/abs/1311.2901): slide a
@@ -18,7 +22,13 @@ class Occlusion(Explainer):
     """
 
     def __init__(
-        self, model, patch_size=45, stride=15, fill=0.0, batch_size=64, num_classes: int | None = None
+        self,
+        model,
+        patch_size=PATCH_SIZE,
+        stride=STRIDE,
+        fill=0.0,
+        batch_size=64,
+        num_classes: int | None = None,
     ):
         super().__init__(model, num_classes)
         if patch_size < 1 or stride < 1:

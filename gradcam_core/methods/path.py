@@ -109,7 +109,11 @@ class ShapGradientExplainer(GradientShap):
     """SHAP values through the ``shap`` package's ``GradientExplainer`` (expected gradients with
     the ``background`` batch as the reference distribution; Lundberg & Lee 2017): the estimator
     of :class:`GradientShap`, with its settings (``stdevs`` is shap's ``local_smoothing``), one
-    image at a time, its K target classes as the explained outputs, seeded."""
+    image at a time, its K target classes as the explained outputs, seeded (``n_samples`` 64 by
+    default: one image at a time, it can afford more samples)."""
+
+    def __init__(self, model, background: torch.Tensor, n_samples: int = 64, **kwargs):
+        super().__init__(model, background, n_samples, **kwargs)
 
     def attribute_pixels(self, images, target):
         import shap

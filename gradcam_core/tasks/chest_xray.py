@@ -80,7 +80,13 @@ def xray_class_index(model: LoadedModel, finding: str) -> int | None:
 
 
 def run_xray_localization(
-    model: LoadedModel, records, explainers: dict, *, thresholds=(0.85, 0.5, 0.15), n_examples=12, **loading
+    model: LoadedModel,
+    records,
+    explainers: dict,
+    *,
+    thresholds=(metrics.SEED_RATIO_THRESHOLD, 0.5, 0.15),
+    n_examples=12,
+    **loading,
 ) -> ChestXrayRun:
     """Task 5: for every (image, finding) with a radiologist box, each explainer's map of that
     finding's class, and per threshold: the fraction of activated pixels inside the box (the

@@ -83,7 +83,7 @@ class ImageBatches:
 
 def load_ilsvrc(data_source: str = "embedded", n_images: int | None = None, model_names=()) -> list:
     """ILSVRC2012 val records from the embedded subset (``"embedded"``) or a folder of official
-    val JPEGs, and a line saying what was loaded (and for which models)."""
+    val JPEGs; prints a line saying what was loaded (and for which models)."""
     records = data.load_ilsvrc_val(None if data_source == "embedded" else data_source, n_images=n_images)
     source = "embedded 1,300-image subset (227 px full frames)" if data_source == "embedded" else data_source
     print(f"{len(records)} ILSVRC2012 val images from the {source}; models: {', '.join(model_names)}")

@@ -66,7 +66,7 @@ class FidelityRun(TaskRun):
         return self.training_seconds + self.seconds
 
 
-def load_standin(dataset: str, device="auto") -> FidelityStandIn:
+def prepare_standin(dataset: str, device="auto") -> FidelityStandIn:
     """The ``<dataset>-cnn`` stand-in, trained on first use (else loaded from the cache), with
     its splits."""
     trained, model = training.load_standin(f"{dataset}-cnn", device=device)

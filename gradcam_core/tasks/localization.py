@@ -21,6 +21,8 @@ from .common import ImageBatches, TaskRun, autocast, with_model_column
 MAP_METHODS = ("grad-cam", "cam", "backprop")
 #: ... and its trivial baselines, which box without a map: the whole image, a centred box.
 BASELINES = ("full-image", "centre-box")
+#: The paper's binarisation threshold: 15 % of the map's maximum (Sec. 4.1).
+PAPER_THRESHOLD = 0.15
 #: Every row label a localisation run can produce.
 METHODS_AND_BASELINES = MAP_METHODS + BASELINES
 
@@ -62,7 +64,7 @@ def run_localization(
     model: LoadedModel,
     records,
     *,
-    thresholds=(0.15,),
+    thresholds=(PAPER_THRESHOLD,),
     topk=5,
     methods=METHODS_AND_BASELINES,
     backprop_images: int | None = None,
@@ -166,7 +168,9 @@ def run_localization(
     return LocalizationRun(with_model_column(rows, model), batches.skipped, time.perf_counter() - start)
 
 
-def localization_examples(model: LoadedModel, records, threshold=0.15, count=5) -> LocalizationExamples:
+def localization_examples(
+    model: LoadedModel, records, threshold=PAPER_THRESHOLD, count=5
+) -> LocalizationExamples:
     """For a figure: the first ``count`` images, their normalised top-1 Grad-CAM maps at image
     size, the ground-truth boxes and the box Task 1 extracts from each map."""
     chosen = list(records[:count])

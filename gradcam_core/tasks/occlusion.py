@@ -13,6 +13,7 @@ import torch
 from .. import data, metrics
 from ..maps import normalize_maps, pool
 from ..methods import GradCAM, GuidedBackprop, GuidedGradCAM, Occlusion
+from ..methods.occlusion import PATCH_SIZE, STRIDE
 from ..models import LoadedModel
 from .common import ImageBatches, TaskRun
 
@@ -41,8 +42,8 @@ def run_occlusion_correlation(
     model: LoadedModel,
     records,
     *,
-    patch_size=45,
-    stride=15,
+    patch_size=PATCH_SIZE,
+    stride=STRIDE,
     fill=0.0,
     rank_resolution=56,
     occlusion_batch=64,
@@ -62,23 +63,28 @@ def run_occlusion_correlation(
     for images, indices in batches:
         labels = torch.tensor([records[i].label for i in indices], device=images.device)
         reference = pool(occlusion.attribute(images, labels), rank_resolution).cpu().numpy()
-        for method, explainer in explainers.items():
-            maps = pool(explainer.attribute(images, labels), rank_resolution).cpu().numpy()
-            for row, index in enumerate(indices):
+        per_method = {
+            method: pool(explainer.attribute(images, labels), rank_resolution).cpu().numpy()
+            for method, explainer in explainers.items()
+        }
+        for row, index in enumerate(indices):  # rows image by image, whatever the batch size
+            record = records[index]
+            for method, maps in per_method.items():
+                spearman = metrics.rank_correlation(maps[row, 0], reference[row, 0])
                 rows.append(
                     {
                         "model": model.name,
-                        "image": records[index].name,
-                        "label": records[index].label,
+                        "image": record.name,
+                        "label": record.label,
                         "method": method,
-                        "spearman": metrics.rank_correlation(maps[row, 0], reference[row, 0]),
+                        "spearman": spearman,
                     }
                 )
     return OcclusionRun(pd.DataFrame(rows), batches.skipped, time.perf_counter() - start)
 
 
 def occlusion_examples(
-    model: LoadedModel, records, *, patch_size=45, stride=15, fill=0.0, count=4
+    model: LoadedModel, records, *, patch_size=PATCH_SIZE, stride=STRIDE, fill=0.0, count=4
 ) -> OcclusionExamples:
     """For a figure: images and their normalised occlusion, Grad-CAM, Guided Backprop and
     Guided Grad-CAM maps for the ground-truth class."""

@@ -32,7 +32,7 @@ def centre_point_map(size: tuple[int, int]) -> np.ndarray:
 
 
 def run_pointing_game(
-    model: LoadedModel, records, *, tolerance=15.0, topk=5, precision="fp32", **loading
+    model: LoadedModel, records, *, tolerance=metrics.POINTING_TOLERANCE, topk=5, precision="fp32", **loading
 ) -> PointingRun:
     """Task 2 (paper Sec. 4.3): Grad-CAM maps for the ground-truth class and for the
     top-``topk`` predictions. One row per image and cued class: whether it is the ground truth,

@@ -106,7 +106,13 @@ def run_one_pixel_sensitivity(
 
 
 def run_fgsm(
-    model: LoadedModel, records, epsilons, *, tolerance=15.0, batch_size=16, progress=True
+    model: LoadedModel,
+    records,
+    epsilons,
+    *,
+    tolerance=metrics.POINTING_TOLERANCE,
+    batch_size=16,
+    progress=True,
 ) -> FGSMRun:
     """Task 6, FGSM part: for each epsilon and (correctly classified) image, whether the attack
     changes the top-1 class; the rank correlation between the clean and the attacked Grad-CAM
@@ -157,7 +163,7 @@ def run_models(
     device="auto",
     population=40,
     max_iterations=10,
-    tolerance=15.0,
+    tolerance=metrics.POINTING_TOLERANCE,
     seed=0,
 ) -> tuple[dict[str, OnePixelRun], dict[str, FGSMRun]]:
     """Both parts of Task 6 for every model: one-pixel attacks on ``n_attack_images`` correctly

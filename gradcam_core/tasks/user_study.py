@@ -20,24 +20,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from .. import data, metrics, study
+from ..maps import gradient_image
 from ..methods import GuidedBackprop, GuidedGradCAM
 from ..results import write_table, write_text
 from .common import correctly_classified
 
 #: The explainers a study can show, by method name.
 STIMULUS_EXPLAINERS = {"guided-backprop": GuidedBackprop, "guided-grad-cam": GuidedGradCAM}
-
-
-def explanation_image(pixels: np.ndarray) -> np.ndarray:
-    """Guided Backprop / Guided Grad-CAM attributions ``(C, H, W)`` as an RGB uint8 picture, the
-    usual way of showing gradient images (Springenberg et al. 2015; paper Fig. 1): centred on
-    grey, scaled by 0.1 / std, clipped to [0, 1]."""
-    x = np.asarray(pixels, np.float64)
-    x = x - x.mean()
-    std = x.std()
-    x = x / std * 0.1 if std > 0 else x
-    x = np.clip(x + 0.5, 0, 1)
-    return (np.moveaxis(x, 0, -1) * 255).round().astype(np.uint8)
 
 
 def both_correct(models: dict, records, count: int, seed=0, batch_size=64) -> list:
@@ -91,7 +80,7 @@ def make_stimuli(
                 pixels = explainers[model.name][method].attribute_pixels(
                     model.preprocess([image]), record.label
                 )
-                pictures[model.name] = explanation_image(pixels[0, 0].detach().cpu().numpy())
+                pictures[model.name] = gradient_image(pixels[0, 0].detach().cpu().numpy())
             accurate_side = rng.choice(["left", "right"])
             left, right = (accurate, other) if accurate_side == "left" else (other, accurate)
             for side, model in (("left", left), ("right", right)):
@@ -123,9 +112,19 @@ def make_stimuli(
     write_text(json.dumps(info, indent=2), study_dir / study.STUDY_FILE)
     print(
         f"{len(manifest)} stimuli ({manifest['image'].nunique()} images both models classify correctly x "
-        f"{len(methods)} methods) written to the study folder {study_dir.as_posix()}"
+        f"{len(methods)} methods) written to the study folder {_shown(study_dir)}"
     )
     return manifest
+
+
+def _shown(folder: Path) -> str:
+    """``folder`` relative to the repository when inside it (as a reader would type it)."""
+    resolved = folder.resolve()
+    return (
+        resolved.relative_to(data.REPO_ROOT).as_posix()
+        if resolved.is_relative_to(data.REPO_ROOT)
+        else str(folder)
+    )
 
 
 def stimuli_per_side(manifest: pd.DataFrame) -> pd.DataFrame:
