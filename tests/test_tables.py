@@ -453,7 +453,7 @@ def test_fidelity_summary_and_conclusions_by_hand():
 
 def test_fidelity_vs_seed_pivots_metrics_and_methods():
     summary = tables.fidelity_summary(_fidelity_table())
-    pivot = tables.fidelity_vs_seed(summary, "mnist")
+    pivot = tables.fidelity_vs_seed(summary, "mnist", model="mnist-cnn")
     assert list(pivot.index) == [("contrastivity", 0.1), ("fidelity", 0.1)]
     assert pivot.loc[("fidelity", 0.1), ("this report", "grad-cam")] == 0.5
     assert pivot.loc[("fidelity", 0.1), ("seed", "grad-cam")] == 0.470
