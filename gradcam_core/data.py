@@ -433,14 +433,15 @@ def load_ilsvrc_val(
 ) -> list[ImageRecord]:
     """ILSVRC2012 val records with labels (0-999, torchvision order) and ground-truth boxes.
 
-    ``image_dir=None`` serves the embedded 1,300-image subset (227x227 full-frame resizes);
+    ``image_dir=None`` (or ``"embedded"``, as the notebooks' and the runner's ``data_source``
+    parameter says it) serves the embedded 1,300-image subset (227x227 full-frame resizes);
     otherwise ``image_dir`` is a folder of official ``ILSVRC2012_val_XXXXXXXX.JPEG`` files (all
     50,000 or any part). Boxes come from ``ilsvrc2012_val_boxes`` in original pixels and are
     scaled per axis to the stored image size read from each file's header, so they are right for
     full-size and for rescaled copies alike.
     """
     labels, sizes, boxes = read_ilsvrc_boxes(boxes_dir)
-    if image_dir is None:
+    if image_dir is None or image_dir == "embedded":
         root = fetch_group("ilsvrc2012_val_1300")
         listing = _read_csv_lines(root / "dataset.txt", ["image", "label"])
         paths = [root / p for p in listing["image"]]

@@ -243,9 +243,7 @@ def _command(args) -> int:
         write_table(bad, Path(args.out).with_name(Path(args.out).stem + "_skipped.csv"))
         print(f"{len(table)} rows, {len(bad)} skipped images -> {args.out}")
         return 0
-    records = data.load_ilsvrc_val(
-        None if args.data_source == "embedded" else args.data_source, n_images=args.n_images
-    )
+    records = data.load_ilsvrc_val(args.data_source, n_images=args.n_images)
     model = load_model(args.model, weights_path=args.weights_path, device=args.device)
     options = {"batch_size": args.batch_size, "num_workers": args.num_workers}
     if args.task == "localization":

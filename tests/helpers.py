@@ -75,3 +75,23 @@ def run_papermill(notebook: str, params: dict, out: Path) -> subprocess.Complete
         json.dumps(params),
     ]
     return subprocess.run(args, capture_output=True, text=True)
+
+
+def run_full_profile_notebook(notebook: str, val_folder: Path, tmp_path: Path, **params):
+    """Execute a Task 1 / Task 2 notebook on a folder of full-size val JPEGs (3 images, the CPU,
+    SqueezeNet), assert it succeeded, and return the per-image table it wrote."""
+    import pandas as pd
+
+    out_dir = tmp_path / "results"
+    params = {
+        "data_source": str(val_folder),
+        "n_images": 3,
+        "batch_size": 2,
+        "device": "cpu",
+        "output_dir": str(out_dir),
+        "model_names": ["squeezenet1_1"],
+        **params,
+    }
+    result = run_papermill(notebook, params, tmp_path / "out.ipynb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return pd.read_csv(out_dir / "per_image.csv")

@@ -214,7 +214,11 @@ def test_responses_file_with_a_bad_rating_is_named(tmp_path):
             ValueError,
             r"needs the setting\(s\) \['background'\]",
         ),
-        (lambda m: common.create_explainers(["gradient-shap"], m), ValueError, "needs a background"),
+        (
+            lambda m: common.create_explainers(["gradient-shap"], m),
+            ValueError,
+            r"needs the setting\(s\) \[.background.\]",
+        ),
         (
             lambda m: localization.run_localization(m, [], methods=("lime",)),
             ValueError,

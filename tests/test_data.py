@@ -366,3 +366,9 @@ def test_read_weights_file_loads_on_the_cpu_and_names_bad_files(tmp_path):
         data.read_weights_file(tmp_path / "module.pt")  # weights_only by default
     loaded = data.read_weights_file(tmp_path / "module.pt", weights_only=False)
     assert isinstance(loaded, torch.nn.Linear) and torch.equal(loaded.weight, module.weight)
+
+
+def test_embedded_is_the_default_source_by_name():
+    by_name, default = data.load_ilsvrc_val("embedded", n_images=3), data.load_ilsvrc_val(n_images=3)
+    assert [(r.path, r.label, r.size) for r in by_name] == [(r.path, r.label, r.size) for r in default]
+    assert all(np.array_equal(a.boxes, b.boxes) for a, b in zip(by_name, default))

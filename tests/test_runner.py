@@ -172,47 +172,17 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert merged.returncode == 0 and pd.read_csv(tmp_path / "per_image.csv")["image"].nunique() == 48
 
 
+def _run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(_cli(*args), cwd=ROOT, capture_output=True, text=True)
+
+
 def test_cli_names_bad_arguments(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        _cli(
-            "run",
-            "pointing",
-            "--model",
-            "squeezenet1_1",
-            "--n-images",
-            "2",
-            "--out",
-            str(tmp_path),
-            "--shard-index",
-            "5",
-            "--num-shards",
-            "2",
-            "--device",
-            "cpu",
-        ),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    pointing = ["run", "pointing", "--model", "squeezenet1_1", "--out", str(tmp_path)]
+    result = _run_cli(
+        *pointing, "--n-images", "2", "--shard-index", "5", "--num-shards", "2", "--device", "cpu"
     )
     assert result.returncode == 2 and "shard_index must be an integer in 0..1, got 5" in result.stderr
-    result = subprocess.run(
-        _cli(
-            "run",
-            "pointing",
-            "--model",
-            "squeezenet1_1",
-            "--data-source",
-            str(tmp_path / "nowhere"),
-            "--out",
-            str(tmp_path),
-        ),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = _run_cli(*pointing, "--data-source", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "nowhere" in result.stderr
 
 

@@ -112,9 +112,7 @@ def test_create_explainers_with_the_tasks_settings(squeezenet):
 
 @pytest.mark.parametrize("name", ["gradient-shap", "shap-gradient-explainer"])
 def test_shap_explainers_need_a_background(squeezenet, name):
-    with pytest.raises(
-        ValueError, match=f"{name} needs a background batch of reference inputs \\(background=\\)"
-    ):
+    with pytest.raises(ValueError, match=f"method '{name}' needs the setting\\(s\\) \\['background'\\]"):
         common.create_explainers(["grad-cam", name], squeezenet)
 
 

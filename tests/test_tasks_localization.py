@@ -13,7 +13,7 @@ from gradcam_core import data, metrics
 from gradcam_core.maps import normalize_maps, resize_to_image
 from gradcam_core.methods import GradCAM
 from gradcam_core.tasks import common, localization
-from tests.helpers import run_papermill
+from tests.helpers import run_full_profile_notebook
 
 
 def test_centre_box_by_hand():
@@ -98,19 +98,7 @@ def test_full_size_folder_runs_through_task_code(squeezenet, full_size_val_folde
 
 
 def test_notebook_full_profile_code_path_through_papermill(full_size_val_folder, tmp_path):
-    out_dir = tmp_path / "results"
-    params = {
-        "data_source": str(full_size_val_folder),
-        "n_images": 3,
-        "batch_size": 2,
-        "device": "cpu",
-        "output_dir": str(out_dir),
-        "model_names": ["squeezenet1_1"],
-        "backprop_images": 1,
-    }
-    result = run_papermill("01_localization", params, tmp_path / "out.ipynb")
-    assert result.returncode == 0, result.stderr[-3000:]
-    table = pd.read_csv(out_dir / "per_image.csv")
+    table = run_full_profile_notebook("01_localization", full_size_val_folder, tmp_path, backprop_images=1)
     assert table["image"].nunique() == 3 and set(table["model"]) == {"squeezenet1_1"}
 
 

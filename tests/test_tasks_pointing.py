@@ -5,7 +5,6 @@ layout, and twice for byte-identical results)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -13,7 +12,7 @@ from gradcam_core import data, metrics
 from gradcam_core.maps import resize_to_image
 from gradcam_core.methods import GradCAM
 from gradcam_core.tasks import pointing
-from tests.helpers import run_papermill
+from tests.helpers import run_full_profile_notebook, run_papermill
 
 
 def test_centre_point_map_peaks_at_the_centre_pixel_only():
@@ -67,18 +66,7 @@ def test_tolerance_zero_is_never_more_lenient(squeezenet, ilsvrc_records):
 
 
 def test_notebook_full_profile_code_path_through_papermill(full_size_val_folder, tmp_path):
-    out_dir = tmp_path / "results"
-    params = {
-        "data_source": str(full_size_val_folder),
-        "n_images": 3,
-        "batch_size": 2,
-        "device": "cpu",
-        "output_dir": str(out_dir),
-        "model_names": ["squeezenet1_1"],
-    }
-    result = run_papermill("02_pointing_game", params, tmp_path / "out.ipynb")
-    assert result.returncode == 0, result.stderr[-3000:]
-    table = pd.read_csv(out_dir / "per_image.csv")
+    table = run_full_profile_notebook("02_pointing_game", full_size_val_folder, tmp_path)
     assert table["image"].nunique() == 3 and set(table["model"]) == {"squeezenet1_1"}
 
 

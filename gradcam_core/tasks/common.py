@@ -84,7 +84,7 @@ class ImageBatches:
 def load_ilsvrc(data_source: str = "embedded", n_images: int | None = None, model_names=()) -> list:
     """ILSVRC2012 val records from the embedded subset (``"embedded"``) or a folder of official
     val JPEGs; prints a line saying what was loaded (and for which models)."""
-    records = data.load_ilsvrc_val(None if data_source == "embedded" else data_source, n_images=n_images)
+    records = data.load_ilsvrc_val(data_source, n_images=n_images)
     source = "embedded 1,300-image subset (227 px full frames)" if data_source == "embedded" else data_source
     print(f"{len(records)} ILSVRC2012 val images from the {source}; models: {', '.join(model_names)}")
     return records
@@ -137,20 +137,17 @@ def create_explainers(
     """The explainers of Tasks 5 and 7 by registry name (:func:`gradcam_core.methods.create`),
     with the tasks' settings: ``ig_steps`` for Integrated Gradients; ``background``,
     ``shap_samples`` and ``seed`` for the SHAP estimators (GradientSHAP runs batched and seeded
-    over all images at once)."""
-    shap = {"background": background, "n_samples": shap_samples, "seed": seed}
+    over all images at once). Without a ``background``, the SHAP estimators are refused by
+    :func:`~gradcam_core.methods.create`, which names the missing setting."""
+    shap = {"n_samples": shap_samples, "seed": seed} | (
+        {"background": background} if background is not None else {}
+    )
     settings = {
         "integrated-gradients": {"n_steps": ig_steps},
         "gradient-shap": shap,
         "shap-gradient-explainer": shap,
     }
-    explainers = {}
-    for name in names:
-        chosen = settings.get(name, {})
-        if "background" in chosen and background is None:
-            raise ValueError(f"{name} needs a background batch of reference inputs (background=)")
-        explainers[name] = methods.create(name, model, **chosen)
-    return explainers
+    return {name: methods.create(name, model, **settings.get(name, {})) for name in names}
 
 
 def run_or_read(run_task, model_names, records, out_csv, *, per_image_csv=None, device="auto", **options):
