@@ -350,13 +350,23 @@ class _NamedByFile:
 @dataclass(frozen=True)
 class ImageRecord(_NamedByFile):
     """One ILSVRC2012 val image: ``boxes`` is ``(M, 4)`` float32 ``x0, y0, x1, y1`` in the pixel
-    coordinates of the image as stored (``size`` = stored ``(width, height)``)."""
+    coordinates of the image as stored (``size`` = stored ``(width, height)``);
+    ``original_size`` is the official val image's ``(width, height)`` (``image_sizes.txt``),
+    the frame that pixel tolerances such as the pointing game's are stated in."""
 
     path: Path
     label: int
     class_name: str
     boxes: np.ndarray
     size: tuple[int, int]
+    original_size: tuple[int, int] | None = None
+
+    @property
+    def pixel_scale(self) -> tuple[float, float]:
+        """Original pixels per stored pixel, ``(x, y)`` (1, 1 without an original size)."""
+        if self.original_size is None:
+            return 1.0, 1.0
+        return self.original_size[0] / self.size[0], self.original_size[1] / self.size[1]
 
 
 def imagenet_class_names() -> list[str]:
@@ -472,7 +482,8 @@ def load_ilsvrc_val(
         scale = np.array([stored[0] / orig_w, stored[1] / orig_h] * 2, dtype=np.float32)
         label = labels[path.name]
         image_boxes = boxes.get(path.name, np.zeros((0, 4), np.float32)) * scale
-        records.append(ImageRecord(path, label, names[label], clip_boxes(image_boxes, stored, path), stored))
+        boxes_here = clip_boxes(image_boxes, stored, path)
+        records.append(ImageRecord(path, label, names[label], boxes_here, stored, (orig_w, orig_h)))
     return records
 
 

@@ -122,11 +122,25 @@ def plot_pointing_curve(curve: pd.DataFrame):
 
 @_themed
 def plot_correlation_distribution(table: pd.DataFrame):
-    """Per-image Spearman correlations with the occlusion map, per method and model."""
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    sns.boxplot(data=table, x="method", y="spearman", hue="model", ax=ax, fliersize=2)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_ylabel("Spearman correlation with the occlusion map")
+    """Per-image Spearman correlations with the occlusion map, per method and model; one panel
+    per ranking resolution when the table has several."""
+    resolutions = list(pd.unique(table["resolution"].astype(str))) if "resolution" in table else [None]
+    fig, axes = plt.subplots(
+        1, len(resolutions), figsize=(5 * len(resolutions), 3.8), sharey=True, squeeze=False
+    )
+    for ax, resolution in zip(axes[0], resolutions):
+        part = table if resolution is None else table[table["resolution"].astype(str) == resolution]
+        sns.boxplot(data=part, x="method", y="spearman", hue="model", ax=ax, fliersize=2)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.tick_params(axis="x", rotation=30)
+        ax.set_xlabel("")
+        if resolution is not None:
+            ax.set_title(
+                "full resolution" if resolution == "full" else f"pooled to {resolution} x {resolution}"
+            )
+        if ax is not axes[0, 0] and ax.get_legend():
+            ax.get_legend().remove()
+    axes[0, 0].set_ylabel("Spearman correlation with the occlusion map")
     return _finished(fig)
 
 

@@ -5,6 +5,8 @@ One IoU (:func:`box_iou`), one box extractor (:func:`threshold_box`), one pointi
 how they differ (:func:`mask_at_fraction_of_max` for raw maps, :func:`mask_above_level` for maps
 on a 0..1 scale). Boxes are ``x0, y0, x1, y1``
 in continuous pixel coordinates (a pixel ``(i, j)`` covers ``[j, j+1) x [i, i+1)``).
+Image-space maps (the Backprop and c-MWP rows of Table 1) are boxed after grab-cut
+(:func:`grabcut_box`), through the same :func:`largest_segment_box`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,98 @@ def threshold_box(heatmap: np.ndarray, threshold: float) -> np.ndarray | None:
     return largest_segment_box(mask_at_fraction_of_max(heatmap, threshold))
 
 
+#: Grab-cut seeds (Simonyan et al. 2014, Sec. 3.2): the foreground colour model is estimated from
+#: the pixels whose saliency reaches this quantile of the map's values ...
+GRABCUT_FOREGROUND_QUANTILE = 0.95
+
+#: ... and the background colour model from the pixels at or below this quantile.
+GRABCUT_BACKGROUND_QUANTILE = 0.30
+
+
+def grabcut_box(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    foreground_quantile: float = GRABCUT_FOREGROUND_QUANTILE,
+    background_quantile: float = GRABCUT_BACKGROUND_QUANTILE,
+    iterations: int = 5,
+) -> np.ndarray | None:
+    """Box of an image-space saliency map after grab-cut segmentation (Simonyan et al. 2014,
+    "Deep inside convolutional networks", Sec. 3.2; the Backprop and c-MWP rows of the Grad-CAM
+    paper's Table 1 box their maps this way, Grad-CAM Sec. 4.1). The protocol constants
+    (:data:`GRABCUT_FOREGROUND_QUANTILE`, :data:`GRABCUT_BACKGROUND_QUANTILE`) are Simonyan's.
+
+    ``image`` is an ``(H, W, 3)`` uint8 RGB array, ``heatmap`` an ``(H, W)`` map. Seeds: pixels
+    whose saliency is ``>=`` the ``foreground_quantile`` of the map's values are sure foreground
+    (``cv2.GC_FGD``), pixels ``<=`` the ``background_quantile`` sure background (``cv2.GC_BGD``)
+    and the rest *probable background* (``cv2.GC_PR_BGD``): Simonyan leaves them to the
+    segmentation, and here they join the foreground only where the colour models and the
+    smoothness term pull them there. Where the two quantiles tie (over 65 % of the pixels share
+    one value, say the zeros of a rectified map) only the pixels strictly above it are sure
+    foreground and only those strictly below it sure background, the tied ones probable
+    background; if the tie is at the map's maximum, the tied pixels are the sure foreground.
+    ``cv2.grabCut`` (``GC_INIT_WITH_MASK``) then runs ``iterations`` times; the foreground is
+    ``GC_FGD`` or ``GC_PR_FGD``, and the box is that of its largest 8-connected segment
+    (:func:`largest_segment_box`).
+
+    OpenCV's k-means initialisation of the colour models draws from OpenCV's own random
+    generator, so this reseeds it (``cv2.setRNGSeed(0)``) before every call: the same inputs give
+    the same box, and OpenCV's global generator is left reseeded. The image is converted to BGR,
+    opencv's channel order (grab-cut's colour models and edge weights do not depend on it).
+
+    Degenerate maps: a constant map, or one with no positive value, has no box (``None``). If
+    ``cv2.grabCut`` raises (it asserts that both colour models have samples), the box of the
+    sure-foreground seed mask is returned instead. Raises ``ValueError`` for an image that is not
+    ``(H, W, 3)`` uint8, a map of another size than the image, a map with NaN or inf, or
+    quantiles outside ``0 <= background < foreground <= 1``.
+    """
+    image = np.asarray(image)
+    heatmap = np.asarray(heatmap, np.float64)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"image must be an (H, W, 3) uint8 array, got shape {image.shape}, dtype {image.dtype}"
+        )
+    if heatmap.shape != image.shape[:2]:
+        raise ValueError(f"heatmap shape {heatmap.shape} does not match image shape {image.shape}")
+    if not 0 <= background_quantile < foreground_quantile <= 1:
+        raise ValueError(
+            f"need 0 <= background_quantile < foreground_quantile <= 1, "
+            f"got {background_quantile} and {foreground_quantile}"
+        )
+    low, high = float(np.min(heatmap)), float(np.max(heatmap))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("heatmap contains NaN or inf")
+    if high <= 0 or low == high:
+        return None
+    foreground_level, background_level = np.quantile(heatmap, [foreground_quantile, background_quantile])
+    if foreground_level > background_level:
+        sure_foreground = heatmap >= foreground_level
+        sure_background = heatmap <= background_level
+    elif foreground_level < high:  # tied quantiles: the tied pixels are left undecided
+        sure_foreground = heatmap > foreground_level
+        sure_background = heatmap < background_level
+    else:  # tied at the maximum: the tied pixels are the only foreground seed
+        sure_foreground = heatmap >= foreground_level
+        sure_background = ~sure_foreground
+    mask = np.full(heatmap.shape, cv2.GC_PR_BGD, np.uint8)
+    mask[sure_background] = cv2.GC_BGD
+    mask[sure_foreground] = cv2.GC_FGD
+    bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+    cv2.setRNGSeed(0)
+    try:
+        cv2.grabCut(
+            bgr,
+            mask,
+            None,
+            np.zeros((1, 65), np.float64),
+            np.zeros((1, 65), np.float64),
+            int(iterations),
+            cv2.GC_INIT_WITH_MASK,
+        )
+    except cv2.error:
+        return largest_segment_box(sure_foreground)
+    return largest_segment_box((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD))
+
+
 def localization_correct(pred_class: int, pred_box, label: int, gt_boxes, iou_threshold: float = 0.5) -> bool:
     """ILSVRC rule: right class and IoU >= ``iou_threshold`` with some ground-truth box."""
     return bool(localization_hits([pred_class], [pred_box], label, gt_boxes, iou_threshold)[0])
@@ -76,13 +170,15 @@ def localization_hits(
     return (pred_classes == label) & (np.nan_to_num(overlap, nan=0.0) >= iou_threshold).any(axis=1)
 
 
-def point_box_distance(point_xy, boxes) -> np.ndarray:
-    """Euclidean distance from a point to each box (0 inside)."""
+def point_box_distance(point_xy, boxes, pixel_scale=(1.0, 1.0)) -> np.ndarray:
+    """Euclidean distance from a point to each box (0 inside), with the x and y offsets
+    multiplied by ``pixel_scale`` (e.g. original pixels per stored pixel, to measure in the
+    original image's pixels)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     x, y = point_xy
     dx = np.maximum(np.maximum(boxes[:, 0] - x, 0), x - boxes[:, 2])
     dy = np.maximum(np.maximum(boxes[:, 1] - y, 0), y - boxes[:, 3])
-    return np.hypot(np.maximum(dx, 0), np.maximum(dy, 0))
+    return np.hypot(pixel_scale[0] * np.maximum(dx, 0), pixel_scale[1] * np.maximum(dy, 0))
 
 
 def map_peak(heatmap: np.ndarray) -> tuple[float, float]:
@@ -98,12 +194,28 @@ POINTING_TOLERANCE = 15.0
 SEED_RATIO_THRESHOLD = 0.85
 
 
-def pointing_hit(heatmap: np.ndarray, boxes, tolerance: float = POINTING_TOLERANCE) -> bool:
+#: Zhang et al. 2016's "difficult" pointing-game images: the cued class's boxes cover less than
+#: this share of the image (they also require a distractor class, which ILSVRC's one-label
+#: images do not have).
+DIFFICULT_COVERAGE = 0.25
+
+
+def pointing_hit(
+    heatmap: np.ndarray, boxes, tolerance: float = POINTING_TOLERANCE, pixel_scale=(1.0, 1.0)
+) -> bool:
     """Pointing game (Zhang et al. 2016, as used in paper Sec. 4.3): a hit when the map's
-    maximum lies within ``tolerance`` pixels of any ground-truth box of the cued class."""
+    maximum lies within ``tolerance`` pixels of any ground-truth box of the cued class. The
+    tolerance is in the original image's pixels (Zhang et al.; TorchRay's ``PointingGame``):
+    ``pixel_scale`` converts the map's pixels to those (original per stored pixel, x and y)."""
     if len(boxes) == 0:
         raise ValueError("pointing_hit needs at least one ground-truth box")
-    return bool((point_box_distance(map_peak(heatmap), boxes) <= tolerance).any())
+    return bool((point_box_distance(map_peak(heatmap), boxes, pixel_scale) <= tolerance).any())
+
+
+def box_coverage(shape: tuple[int, int], boxes) -> float:
+    """The share of an ``(H, W)`` image's pixels inside the union of ``boxes`` (pixel centres;
+    :func:`box_mask`): Zhang et al.'s criterion for a "difficult" pointing-game image."""
+    return float(box_mask(shape, boxes).mean())
 
 
 def class_accuracies(hits, classes) -> np.ndarray:

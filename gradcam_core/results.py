@@ -18,15 +18,20 @@ from . import data
 from .files import atomic_file
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
-REFERENCE_FILES = {"paper": "paper_results.yaml", "seed": "seed_results.yaml"}
+REFERENCE_FILES = {
+    "paper": "paper_results.yaml",
+    "seed": "seed_results.yaml",
+    "models": "model_accuracy.yaml",
+}
 RUN_TIMES_FILE = "run_times.csv"
 
 
 def load_reference(name: str) -> dict:
-    """The paper's (``"paper"``) or the seed's (``"seed"``) numbers, from the committed copy of
-    the reference YAML files in ``data/reference``."""
+    """The paper's (``"paper"``) or the seed's (``"seed"``) numbers or the embedded models'
+    documented accuracy (``"models"``), from the committed reference YAML files in
+    ``data/reference`` (the claims registry is read by :func:`gradcam_core.claims.load_claims`)."""
     if name not in REFERENCE_FILES:
-        raise ValueError(f"reference must be 'paper' or 'seed', got {name!r}")
+        raise ValueError(f"reference must be one of {', '.join(REFERENCE_FILES)}; got {name!r}")
     return yaml.safe_load((REFERENCE_DIR / REFERENCE_FILES[name]).read_text())
 
 

@@ -106,12 +106,14 @@ def run_shard(
         raise ShardError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     if (
         task == "localization"
-        and "backprop" in options.get("methods", localization.METHODS_AND_BASELINES)
-        and options.get("backprop_images") is not None
+        and set(localization.IMAGE_SPACE_METHODS)
+        & set(options.get("methods", localization.METHODS_AND_BASELINES))
+        and options.get("image_space_images") is not None
     ):
         raise ShardError(
-            "backprop_images limits the first images of one run; in a sharded run pass "
-            "backprop_images=None or leave 'backprop' out of methods"
+            "image_space_images limits the first images of one run; in a sharded run pass "
+            "image_space_images=None or leave the image-space methods "
+            f"({', '.join(localization.IMAGE_SPACE_METHODS)}) out of methods"
         )
     positions = shard_positions(len(records), shard_index, num_shards)
     folder = shard_folder(out_dir, shard_index, num_shards)
@@ -249,7 +251,7 @@ def _command(args) -> int:
     if args.task == "localization":
         methods = ["grad-cam", "full-image", "centre-box"] + (["cam"] if model.spec.cam_compatible else [])
         options.update(
-            backprop_images=None,
+            image_space_images=None,
             methods=methods,
             precision=args.precision,
             box_workers=args.box_workers,

@@ -6,18 +6,20 @@ nothing here computes an explanation.
 
 from __future__ import annotations
 
+import html
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import metrics, statistics
 from .results import load_reference
 
 
-def error_with_ci(correct, seed: int = 0) -> tuple[float, float, float]:
-    """Error rate in % of a boolean array, with its 95 % bootstrap interval."""
-    wrong = 1.0 - np.asarray(correct, np.float64)
-    low, high = metrics.bootstrap_ci(wrong, seed=seed)
-    return 100 * wrong.mean(), 100 * low, 100 * high
+def error_with_ci(correct) -> tuple[float, float, float]:
+    """Error rate in % of a boolean array of right decisions, with its 95 % Wilson interval
+    (:func:`gradcam_core.statistics.proportion_with_ci`)."""
+    return statistics.proportion_with_ci(~np.asarray(correct, bool))
 
 
 def _interval(values, seed: int) -> str:
@@ -26,8 +28,41 @@ def _interval(values, seed: int) -> str:
     return f"[{low:.3f}, {high:.3f}]"
 
 
+def _error_cell(correct: pd.Series) -> str:
+    """Error in % with its Wilson interval, over the rows where the decision was made ("n/a"
+    where none was, e.g. top-5 localisation of a method run on the top-1 class only)."""
+    made = correct.dropna()
+    return _with_interval(*error_with_ci(made.astype(bool))) if len(made) else "n/a"
+
+
 def _with_interval(value: float, low: float, high: float, digits: int = 1) -> str:
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+# --------------------------------------------------------------------------------------------
+# The claims and their verdicts
+# --------------------------------------------------------------------------------------------
+
+
+def verdicts_html(verdicts: pd.DataFrame, page_folder: str = "book") -> str:
+    """The verdict table (:func:`gradcam_core.claims.verdict_table`) as HTML for a book page in
+    ``page_folder``: claim, paper, this report, verdict, and a link to the section that shows
+    it; extensions of the seed reproduction marked as such."""
+    depth = len(Path(page_folder).parts)
+    rows = []
+    for r in verdicts.to_dict("records"):
+        target = "../" * depth + r["link"] + ".html"
+        kind = "" if r["kind"] == "paper" else " <em>(extension of the seed reproduction)</em>"
+        rows.append(
+            {
+                "claim": f"<b>{html.escape(r['claim'])}</b>{kind}<br>{html.escape(r['statement'])}",
+                "paper": html.escape(f"{r['section']}: {r['paper']}"),
+                "this report": html.escape(r["this report"]).replace(" | ", "<br>").replace("; ", "<br>"),
+                "verdict": f"<b>{html.escape(r['verdict'])}</b>",
+                "section": f'<a href="{html.escape(target)}">{html.escape(r["link"].rsplit("/", 1)[-1])}</a>',
+            }
+        )
+    return pd.DataFrame(rows).to_html(index=False, escape=False, border=0, classes="verdicts")
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,17 +77,204 @@ _LOCALIZATION_COLUMNS = (
 )
 
 
-def localization_summary(table: pd.DataFrame, threshold: float, seed: int = 0) -> pd.DataFrame:
-    """Task 1 table: per model and method, classification and localisation top-1 / top-k error
-    in % with 95 % bootstrap intervals, at the given map threshold (baselines have none)."""
+#: How the ``boxing`` column reads on the page.
+BOXING_LABELS = {"threshold": "{:.0%} of max", "grab-cut": "grab-cut", "fixed": "fixed box"}
+
+
+def _boxing_label(boxing: str, threshold: float) -> str:
+    return BOXING_LABELS[boxing].format(threshold) if boxing == "threshold" else BOXING_LABELS[boxing]
+
+
+def _at_threshold(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The rows boxed at ``threshold`` and every row boxed without one (grab-cut, baselines)."""
+    return table[(table["threshold"] == threshold) | table["threshold"].isna()]
+
+
+def localization_summary(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Task 1 table: per model, method and box procedure (the threshold rows at ``threshold``,
+    grab-cut rows, the fixed boxes of the baselines), classification and localisation top-1 /
+    top-k error in % with 95 % Wilson intervals."""
     rows = []
-    at = table[(table["threshold"] == threshold) | table["threshold"].isna()]
-    for (model, method), group in at.groupby(["model", "method"], sort=False):
-        row = {"model": model, "method": method, "images": len(group)}
+    for (model, method, boxing), group in _at_threshold(table, threshold).groupby(
+        ["model", "method", "boxing"], sort=False
+    ):
+        row = {
+            "model": model,
+            "method": method,
+            "boxes": _boxing_label(boxing, threshold),
+            "images": len(group),
+        }
         for column, name in _LOCALIZATION_COLUMNS:
-            row[name] = _with_interval(*error_with_ci(group[column], seed))
+            row[name] = _error_cell(group[column])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def classification_vs_documented(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model, the classification error (%) on this run's images beside the error its
+    documentation gives for all 50,000 val images: how much easier the embedded subset is."""
+    documented = load_reference("models")
+    rows = []
+    for model, group in table.drop_duplicates(["model", "image"]).groupby("model", sort=False):
+        reference = documented.get(model)
+        rows.append(
+            {
+                "model": model,
+                "images": len(group),
+                "top-1 err here": _error_cell(group["cls_top1"]),
+                "top-1 err, all 50,000 (documented)": (
+                    f"{100 - reference['top1']:.1f}" if reference else "n/a"
+                ),
+                "top-5 err here": _error_cell(group["cls_topk"]),
+                "top-5 err, all 50,000 (documented)": (
+                    f"{100 - reference['top5']:.1f}" if reference else "n/a"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def first_images(table: pd.DataFrame, count: int) -> set:
+    """The names of the first ``count`` images of a per-image table, in the order of its rows."""
+    return set(pd.unique(table["image"])[:count])
+
+
+def tune_thresholds(table: pd.DataFrame, tuning_images: int) -> pd.DataFrame:
+    """Per model and map method, the threshold with the lowest top-1 localisation error on the
+    tuning split (the first ``tuning_images`` images; ties go to the lower threshold), and
+    that error in %. The other images are left to report on (:func:`tuned_table`)."""
+    tuning = table[table["image"].isin(first_images(table, tuning_images)) & (table["boxing"] == "threshold")]
+    error = 100 * (1 - tuning.groupby(["model", "method", "threshold"], sort=True)["loc_top1"].mean())
+    best = error.reset_index().sort_values(["model", "method", "loc_top1", "threshold"], kind="stable")
+    best = best.groupby(["model", "method"], sort=False).head(1)
+    return best.rename(columns={"loc_top1": "tuning loc top-1 err"}).reset_index(drop=True).round(2)
+
+
+def tuned_table(table: pd.DataFrame, tuned: pd.DataFrame, tuning_images: int) -> pd.DataFrame:
+    """The per-image rows of the test split (every image after the first ``tuning_images``) with
+    each map method at its tuned threshold (:func:`tune_thresholds`), and the baselines."""
+    test = table[~table["image"].isin(first_images(table, tuning_images))]
+    chosen = test.merge(tuned[["model", "method", "threshold"]], on=["model", "method", "threshold"])
+    return pd.concat([chosen, test[test["boxing"] == "fixed"]], ignore_index=True)
+
+
+def tuned_summary(tuned_rows: pd.DataFrame) -> pd.DataFrame:
+    """Task 1 at tuned thresholds: per model and method, the threshold and the localisation
+    errors in % (95 % Wilson intervals) on the test split."""
+    rows = []
+    for (model, method), group in tuned_rows.groupby(["model", "method"], sort=False):
+        threshold = group["threshold"].iloc[0]
+        row = {
+            "model": model,
+            "method": method,
+            "boxes": "fixed box" if pd.isna(threshold) else f"{threshold:.0%} of max",
+            "images": len(group),
+        }
+        for column, name in _LOCALIZATION_COLUMNS[2:]:
+            row[name] = _error_cell(group[column])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _joined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The non-empty tables of ``parts`` one under the other (an empty table when none is)."""
+    parts = [part for part in parts if len(part)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _selection(table: pd.DataFrame, selector: dict) -> pd.DataFrame:
+    rows = np.ones(len(table), bool)
+    for column, value in selector.items():
+        rows &= (table[column] == value).to_numpy()
+    return table[rows]
+
+
+def paired_comparison(
+    table: pd.DataFrame, a: dict, b: dict, metric: str, label: str, *, pair_on=("image",), seed: int = 0
+) -> pd.DataFrame:
+    """Per model: side ``a`` against side ``b`` (column filters of ``table``) on the images
+    both have -- the mean of ``metric`` on each side, their paired difference ``a - b`` with
+    its 95 % paired bootstrap interval (:func:`gradcam_core.statistics.paired_difference`) and,
+    for right/wrong metrics, McNemar's exact p. Proportions in %."""
+    keys = ["model", *pair_on]
+    both = _selection(table, a)[keys + [metric]].merge(
+        _selection(table, b)[keys + [metric]], on=keys, suffixes=(" a", " b")
+    )
+    rows = []
+    for model, group in both.groupby("model", sort=False):
+        x, y = group[f"{metric} a"], group[f"{metric} b"]
+        binary = x.dtype == bool
+        scale = 100 if binary else 1
+        diff = statistics.paired_difference(x.astype(float), y.astype(float), seed=seed)
+        digits = 1 if binary else 3
+        rows.append(
+            {
+                "model": model,
+                "comparison": label,
+                "images": diff.n,
+                "a": round(scale * float(x.mean()), digits),
+                "b": round(scale * float(y.mean()), digits),
+                "a - b": _with_interval(scale * diff.mean, scale * diff.low, scale * diff.high, digits),
+                **({"McNemar p": float(f"{statistics.mcnemar_p(x, y):.2g}")} if binary else {}),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+#: Task 1's comparisons of Grad-CAM with each baseline on the same images, as (label, the
+#: Grad-CAM rows, the baseline's rows): the paper's protocol (Grad-CAM at 15 %, Backprop and
+#: c-MWP boxed by grab-cut) and the plain threshold for every method.
+LOCALIZATION_COMPARISONS = (
+    (
+        "grad-cam 15 % vs c-mwp grab-cut",
+        {"method": "grad-cam", "threshold": 0.15},
+        {"method": "c-mwp", "boxing": "grab-cut"},
+    ),
+    (
+        "grad-cam 15 % vs backprop grab-cut",
+        {"method": "grad-cam", "threshold": 0.15},
+        {"method": "backprop", "boxing": "grab-cut"},
+    ),
+    (
+        "grad-cam 15 % vs excitation-bp grab-cut",
+        {"method": "grad-cam", "threshold": 0.15},
+        {"method": "excitation-backprop", "boxing": "grab-cut"},
+    ),
+    (
+        "grad-cam 15 % vs c-mwp 15 %",
+        {"method": "grad-cam", "threshold": 0.15},
+        {"method": "c-mwp", "threshold": 0.15},
+    ),
+    (
+        "grad-cam 15 % vs cam 15 %",
+        {"method": "grad-cam", "threshold": 0.15},
+        {"method": "cam", "threshold": 0.15},
+    ),
+    ("grad-cam 15 % vs centre box", {"method": "grad-cam", "threshold": 0.15}, {"method": "centre-box"}),
+)
+
+
+def localization_comparisons(
+    table: pd.DataFrame, tuned_rows: pd.DataFrame | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """Task 1's paired comparisons (:data:`LOCALIZATION_COMPARISONS`, then Grad-CAM against
+    c-MWP and Backprop each at its tuned threshold on the test split): top-1 localisation
+    error in %, the difference Grad-CAM minus baseline (negative: Grad-CAM localises better)."""
+    parts = []
+    wrong = table.assign(loc_top1=~table["loc_top1"].astype(bool))
+    for label, a, b in LOCALIZATION_COMPARISONS:
+        parts.append(paired_comparison(wrong, a, b, "loc_top1", label, seed=seed))
+    if tuned_rows is not None:
+        wrong = tuned_rows.assign(loc_top1=~tuned_rows["loc_top1"].astype(bool))
+        for baseline in ("c-mwp", "backprop"):
+            label = f"grad-cam vs {baseline}, both tuned"
+            parts.append(
+                paired_comparison(
+                    wrong, {"method": "grad-cam"}, {"method": baseline}, "loc_top1", label, seed=seed
+                )
+            )
+    out = _joined(parts)
+    return out.rename(columns={"a": "grad-cam err", "b": "baseline err", "a - b": "difference (pp)"})
 
 
 def threshold_sweep(table: pd.DataFrame) -> pd.DataFrame:
@@ -77,18 +299,22 @@ def localization_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
     """This project's map-method rows beside the paper's Table 1 and the seed's table."""
     paper = load_reference("paper")["localization_ilsvrc15_val"]["rows"]
     seed = load_reference("seed")["task1_localization_ilsvrc15_val"]
-    ours = summary[summary["method"].isin(["grad-cam", "cam", "backprop"])].to_dict("records")
+    ours = summary[summary["method"].isin(["grad-cam", "cam", "backprop", "c-mwp"])].to_dict("records")
     rows = [
         _source_row(
             f"this report ({r['images']} ILSVRC val images)",
             r["model"],
-            method=r["method"],
+            method=f"{r['method']} ({r['boxes']})",
             **{name: r[name] for _, name in _LOCALIZATION_COLUMNS},
         )
         for r in ours
     ]
-    references = [(f"paper Table 1 ({p['status']})", p["method"], p) for p in paper]
-    references += [("seed reproduction", "grad-cam", s) for s in seed]
+    paper_boxes = {"backprop": "grab-cut", "c-mwp": "grab-cut"}
+    references = [
+        (f"paper Table 1 ({p['status']})", f"{p['method']} ({paper_boxes.get(p['method'], '15% of max')})", p)
+        for p in paper
+    ]
+    references += [("seed reproduction", "grad-cam (15% of max)", s) for s in seed]
     for source, method, reference in references:
         values = {name: reference[key.replace("topk", "top5")] for key, name in _LOCALIZATION_COLUMNS}
         rows.append(_source_row(source, reference["model"], method=method, **values))
@@ -100,45 +326,102 @@ def localization_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
+#: The pointing game's image sets: all images, and Zhang et al.'s "difficult" ones (the cued
+#: class's boxes cover under a quarter of the image).
+POINTING_SUBSETS = {"all": None, "difficult": True}
+
+
 def pointing_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Task 2 table: pointing accuracy (ground-truth cue) overall and mean per class
-    (:func:`metrics.class_accuracies`), in %, with 95 % bootstrap intervals, for Grad-CAM and the
-    centre-point baseline."""
+    """Task 2 table: per model, image set (:data:`POINTING_SUBSETS`) and method (Grad-CAM, the
+    ground-truth-cued baselines such as c-MWP, the centre point), the pointing accuracy with the
+    ground-truth cue in % with its 95 % Wilson interval, and the mean per-class accuracy
+    (:func:`metrics.class_accuracies`) with a 95 % bootstrap interval over classes."""
     rows = []
     cued = table[table["is_gt"]]
-    for (model, method), group in cued.groupby(["model", "method"], sort=False):
-        hit = group["hit"].to_numpy(np.float64)
-        low, high = metrics.bootstrap_ci(hit, seed=seed)
-        per_class = metrics.class_accuracies(hit, group["label"].to_numpy())
-        c_low, c_high = metrics.bootstrap_ci(per_class, seed=seed)
-        rows.append(
-            {
-                "model": model,
-                "method": method,
-                "images": len(group),
-                "accuracy": _with_interval(100 * hit.mean(), 100 * low, 100 * high),
-                "mean per-class accuracy": _with_interval(100 * per_class.mean(), 100 * c_low, 100 * c_high),
-                "classes": len(per_class),
-            }
-        )
+    for subset, flag in POINTING_SUBSETS.items():
+        chosen = cued if flag is None else cued[cued["difficult"] == flag]
+        for (model, method), group in chosen.groupby(["model", "method"], sort=False):
+            hit = group["hit"].to_numpy(bool)
+            per_class = metrics.class_accuracies(hit, group["label"].to_numpy())
+            c_low, c_high = metrics.bootstrap_ci(per_class, seed=seed)
+            rows.append(
+                {
+                    "model": model,
+                    "images": subset,
+                    "method": method,
+                    "n": len(group),
+                    "accuracy": _with_interval(*statistics.proportion_with_ci(hit)),
+                    "mean per-class accuracy": _with_interval(
+                        100 * per_class.mean(), 100 * c_low, 100 * c_high
+                    ),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def pointing_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
-    """This project's pointing accuracy beside the paper's (Sec. 4.3) and the seed's."""
+def pointing_comparisons(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Task 2's paired comparisons on the same images (ground-truth cue): Grad-CAM against
+    c-MWP and against the centre point, on all images and on the difficult ones; pointing
+    accuracy in %, the difference with its paired bootstrap interval and McNemar's p."""
+    cued = table[table["is_gt"]]
+    parts = []
+    for subset, flag in POINTING_SUBSETS.items():
+        chosen = cued if flag is None else cued[cued["difficult"] == flag]
+        for baseline in ("c-mwp", "centre"):
+            label = f"grad-cam vs {baseline}, {subset} images"
+            parts.append(
+                paired_comparison(
+                    chosen, {"method": "grad-cam"}, {"method": baseline}, "hit", label, seed=seed
+                )
+            )
+    out = _joined(parts)
+    return out.rename(columns={"a": "grad-cam (%)", "b": "baseline (%)", "a - b": "difference (pp)"})
+
+
+def reject_all_accuracy(table: pd.DataFrame) -> pd.Series:
+    """Per model, the recall variant's accuracy (%) when every prediction is rejected: the share
+    of predicted classes absent from the image. On one-label ILSVRC images about 4 of 5 top-5
+    predictions are absent, so this trivial rule scores about 80 %."""
+    preds = table[(table["method"] == "grad-cam") & (table["rank"] > 0)]
+    return (100 * (1 - preds.groupby("model", sort=False)["is_gt"].mean())).round(2)
+
+
+def pointing_vs_paper(curve: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's pointing accuracies (Sec. 4.3: top-5 predictions with rejection, on COCO
+    with a COCO-fine-tuned GoogLeNet) beside this report's same variant on ILSVRC (the recall
+    variant, :func:`pointing_recall_curve`): its best accuracy over the rejection thresholds
+    and the accuracy at the threshold that keeps every prediction. The seed's numbers come from
+    another protocol (top-1 cue, no tolerance) and are listed as such. Each model also gets the
+    accuracy of rejecting every prediction (:func:`reject_all_accuracy`), the trivial reference."""
     accuracy = "accuracy (%)"
-    rows = [
-        _source_row(
-            f"this report ({r.images} ILSVRC val images)", r.model, method=r.method, **{accuracy: r.accuracy}
+    reject_all = reject_all_accuracy(table)
+    rows = []
+    for model, group in curve.groupby("model", sort=False):
+        best = group.loc[group["accuracy"].idxmax()]
+        rows.append(
+            _source_row(
+                "this report, ILSVRC val, top-5 with rejection",
+                model,
+                method="grad-cam",
+                **{accuracy: f"{best['accuracy']:.2f} (best threshold; recall {best['recall']:.1f} %)"},
+            )
         )
-        for r in summary.itertuples(index=False)
-    ]
+        rows.append(
+            _source_row(
+                "this report, ILSVRC val, rejecting every prediction",
+                model,
+                method="none (trivial)",
+                **{accuracy: f"{reject_all[model]:.2f}"},
+            )
+        )
     for p in load_reference("paper")["pointing_game"]["rows"]:
         values = {"method": p["method"], accuracy: f"{p['accuracy_pct']:.2f}"}
-        rows.append(_source_row(f"paper Sec. 4.3 ({p['status']})", p["model"], **values))
+        rows.append(_source_row(f"paper Sec. 4.3, {p['dataset']}, {p['protocol']}", p["model"], **values))
     for s in load_reference("seed")["task2_pointing_game_ilsvrc15_val"]:
         values = {"method": "grad-cam", accuracy: f"{100 * s['accuracy']:.2f}"}
-        rows.append(_source_row("seed reproduction (top-1 cue, no tolerance)", s["model"], **values))
+        rows.append(
+            _source_row("seed reproduction, ILSVRC val, top-1 cue, no tolerance", s["model"], **values)
+        )
     return pd.DataFrame(rows)
 
 
@@ -150,8 +433,9 @@ def pointing_recall_curve(table: pd.DataFrame, thresholds=41) -> pd.DataFrame:
     map points into a box, a rejected absent class counts as a hit;
     accuracy = hits / pairs. Recall = fraction of images whose ground-truth class (when
     predicted) is kept."""
-    preds = table[(table["method"] == "grad-cam") & (table["rank"] > 0)]
-    gt_hit = table[(table["method"] == "grad-cam") & table["is_gt"]].set_index(["model", "image"])["hit"]
+    table = table[table["method"] == "grad-cam"]
+    preds = table[table["rank"] > 0]
+    gt_hit = table[table["is_gt"]].set_index(["model", "image"])["hit"]
     rows = []
     for model, group in preds.groupby("model", sort=False):
         hits_if_kept = np.where(group["is_gt"], gt_hit.loc[model].reindex(group["image"]).to_numpy(), False)
@@ -185,34 +469,60 @@ def curve_excerpt(curve: pd.DataFrame, rows: int = 8) -> pd.DataFrame:
 
 
 def correlation_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Task 3: per model and method, mean, std and 95 % bootstrap interval of the per-image
-    Spearman correlation with the occlusion map (images where a map is constant are dropped)."""
+    """Task 3: per model, rank resolution and method, mean, std and 95 % bootstrap interval of
+    the per-image Spearman correlation with the occlusion map (images where a map is constant
+    are dropped)."""
     rows = []
-    for (model, method), group in table.groupby(["model", "method"], sort=False):
+    for (model, resolution, method), group in table.groupby(["model", "resolution", "method"], sort=False):
         values = group["spearman"].dropna().to_numpy()
-        mean, std = round(values.mean(), 3), round(values.std(ddof=1), 3)
         rows.append(
             {
                 "model": model,
+                "resolution": str(resolution),
                 "method": method,
                 "images": len(values),
-                "mean": mean,
-                "std": std,
+                "mean": round(values.mean(), 3),
+                "std": round(values.std(ddof=1), 3),
                 "95% CI": _interval(values, seed),
             }
         )
     return pd.DataFrame(rows)
 
 
+#: Task 3's paired comparisons: the paper's ordering Guided Grad-CAM > Grad-CAM > Guided
+#: Backprop, and Grad-CAM against c-MWP and CAM.
+CORRELATION_COMPARISONS = (
+    ("guided-grad-cam", "grad-cam"),
+    ("grad-cam", "guided-backprop"),
+    ("grad-cam", "c-mwp"),
+    ("grad-cam", "cam"),
+)
+
+
+def correlation_comparisons(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Task 3's paired comparisons (:data:`CORRELATION_COMPARISONS`) at each rank resolution:
+    the mean Spearman correlations and the mean per-image difference with its 95 % paired
+    bootstrap interval (positive: the first method agrees better with occlusion)."""
+    parts = []
+    for resolution, at in table.groupby("resolution", sort=False):
+        for a, b in CORRELATION_COMPARISONS:
+            size = "full resolution" if str(resolution) == "full" else f"{resolution} x {resolution}"
+            label = f"{a} vs {b}, {size}"
+            parts.append(paired_comparison(at, {"method": a}, {"method": b}, "spearman", label, seed=seed))
+    return _joined(parts)
+
+
 def correlation_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
-    """This project's mean rank correlations beside the paper's (PASCAL VOC 2007) and the seed's."""
+    """This project's mean rank correlations (each model and rank resolution) beside the
+    paper's (PASCAL VOC 2007) and the seed's."""
     paper = {r["method"]: r["value"] for r in load_reference("paper")["occlusion_rank_correlation"]["rows"]}
     seed = {r["method"]: r for r in load_reference("seed")["task3_occlusion_rank_correlation"]}
-    out = summary.pivot(index="method", columns="model", values="mean")
-    out.columns = [f"this report: {c}" for c in out.columns]
-    out["paper (VOC 2007, 2510 images)"] = [paper.get(m, np.nan) for m in out.index]
+    out = summary.pivot_table(index="method", columns=["model", "resolution"], values="mean", sort=False)
+    out.columns = [f"{model}, {resolution}" for model, resolution in out.columns]
+    out = out.astype(object).where(out.notna(), "n/a")
+    out["paper (VOC 2007, 2510 images)"] = [paper.get(m, "n/a") for m in out.index]
     out["seed (120 ILSVRC images, argsort bug)"] = [
-        seed[m]["mean"] if m in seed else np.nan for m in out.index
+        seed[m]["mean"] if m in seed else "n/a" for m in out.index
     ]
     return out.reset_index()
 
@@ -227,7 +537,11 @@ TRUST_SUMMARY_COLUMNS = ["method", "ratings", "raters", "mean", "std", "95% CI",
 def trust_summary(signed: pd.DataFrame | None, seed: int = 0) -> pd.DataFrame:
     """Per method: ratings, raters, mean, std and 95 % bootstrap interval of the signed rating,
     and the Wilcoxon signed-rank test against 0 (scipy; zero ratings dropped, as Wilcoxon's
-    original procedure does). ``None`` (no responses) gives the table with no rows."""
+    original procedure does). ``None`` (no responses) gives the table with no rows.
+
+    Its interval and test treat every rating as independent, which they are not (each rater
+    rates every stimulus): the report shows :func:`trust_summary_by_rater` instead, whose
+    interval and test take the rater as the unit."""
     from scipy import stats
 
     if signed is None:
@@ -249,6 +563,40 @@ def trust_summary(signed: pd.DataFrame | None, seed: int = 0) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=TRUST_SUMMARY_COLUMNS)
+
+
+TRUST_BY_RATER_COLUMNS = [
+    "method",
+    "raters",
+    "ratings",
+    "mean",
+    "std",
+    "mean of rater means",
+    "95% CI (raters resampled)",
+    "Wilcoxon p (rater means vs 0)",
+]
+
+
+def trust_summary_by_rater(signed: pd.DataFrame | None, seed: int = 0) -> pd.DataFrame:
+    """Task 4 table, the rater as the unit of analysis: per method, the ratings' mean and std
+    (descriptive, over all ratings), then the mean of the per-rater means with its 95 % interval
+    from resampling raters and the Wilcoxon signed-rank p of the per-rater means against 0; last,
+    the paired per-rater difference Guided Grad-CAM minus Guided Backpropagation
+    (:func:`gradcam_core.tasks.user_study.per_rater_test`, which says why and how). ``None`` (no
+    responses) gives the table with no rows."""
+    from .tasks.user_study import per_rater_test
+
+    if signed is None:
+        return pd.DataFrame(columns=TRUST_BY_RATER_COLUMNS)
+    by_rating = signed.groupby("method")["signed"]
+    test = per_rater_test(signed, seed=seed)
+    test["mean"] = test["method"].map(by_rating.mean().round(3))  # NaN on the difference rows
+    test["std"] = test["method"].map(by_rating.std(ddof=1).round(3))
+    test["95% CI (raters resampled)"] = [
+        f"[{low:.3f}, {high:.3f}]" for low, high in zip(test["95% CI low"], test["95% CI high"])
+    ]
+    test["Wilcoxon p (rater means vs 0)"] = test["Wilcoxon p"]
+    return test[TRUST_BY_RATER_COLUMNS]
 
 
 def rater_consistency(signed: pd.DataFrame) -> pd.DataFrame:
@@ -492,10 +840,22 @@ def standin_accuracy(standins: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fidelity_summary(table: pd.DataFrame) -> pd.DataFrame:
+def _beyond_random(group: pd.DataFrame, seed: int) -> tuple[float, float, float]:
+    """Fidelity minus the random-pixel fidelity at the same occluded fraction, with its 95 %
+    paired bootstrap interval: per image, right after the random occlusion minus right after
+    the salient one (the accuracy before cancels)."""
+    diff = statistics.paired_difference(
+        group["correct_after_random"].astype(float), group["correct_after"].astype(float), seed=seed
+    )
+    return diff.mean, diff.low, diff.high
+
+
+def fidelity_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Task 7: per model, method and threshold: accuracy before and after occluding the salient
-    pixels, fidelity (the drop), the drop when as many random pixels are occluded, the mean
-    occluded share, and mean contrastivity (over images where either class has a salient pixel)."""
+    pixels, fidelity (the drop), the drop when as many random pixels are occluded, fidelity
+    minus that reference with its paired interval (fidelity alone means little: a method that
+    marks most pixels salient drops the accuracy whatever it marks), the mean occluded share,
+    and mean contrastivity (over images where either class has a salient pixel)."""
     rows = []
     for (model, method, threshold), group in table.groupby(["model", "method", "threshold"], sort=False):
         before = group["correct_before"]
@@ -509,6 +869,7 @@ def fidelity_summary(table: pd.DataFrame) -> pd.DataFrame:
                 "accuracy after": round(float(group["correct_after"].mean()), 3),
                 "fidelity": round(metrics.fidelity(before, group["correct_after"]), 3),
                 "fidelity, random pixels": round(metrics.fidelity(before, group["correct_after_random"]), 3),
+                "fidelity - random": _with_interval(*_beyond_random(group, seed), digits=3),
                 "occluded share": round(float(group["occluded_fraction"].mean()), 3),
                 "contrastivity": round(float(group["contrastivity"].mean()), 3),
                 "contrastivity n/a": int(group["contrastivity"].isna().sum()),
@@ -528,14 +889,15 @@ SEED_TASK7_METHODS = {
 
 
 def fidelity_vs_seed(summary: pd.DataFrame, dataset: str, model: str) -> pd.DataFrame:
-    """Fidelity and contrastivity at 1 % and 10 % of ``model`` (this report's stand-in for
-    ``dataset``, "mnist" or "cifar10") beside the seed's numbers, methods as columns."""
+    """Fidelity, fidelity minus the random-pixel reference (which the seed did not report) and
+    contrastivity at 1 % and 10 % of ``model`` (this report's stand-in for ``dataset``,
+    "mnist" or "cifar10") beside the seed's numbers, methods as columns."""
     seed = load_reference("seed")["task7_fidelity_contrastivity"][dataset]
     rows = []
     for r in summary[summary["model"] == model].to_dict("records"):
         pct = f"{round(100 * r['threshold'])}pct"
         seed_name = SEED_TASK7_METHODS.get(r["method"], r["method"])
-        for metric in ("fidelity", "contrastivity"):
+        for metric in ("fidelity", "fidelity - random", "contrastivity"):
             rows.append(
                 {
                     "model": r["model"],
@@ -543,7 +905,7 @@ def fidelity_vs_seed(summary: pd.DataFrame, dataset: str, model: str) -> pd.Data
                     "threshold": r["threshold"],
                     "method": r["method"],
                     "this report": r[metric],
-                    "seed": seed.get(f"{metric}_{pct}", {}).get(seed_name, np.nan),
+                    "seed": seed.get(f"{metric}_{pct}", {}).get(seed_name, "n/a"),
                 }
             )
     table = pd.DataFrame(rows)
@@ -555,7 +917,10 @@ def fidelity_conclusions(summary: pd.DataFrame) -> list[str]:
     costs (fidelity) beside the cost of as many random pixels, and the contrastivity."""
     sentences = []
     for r in summary.to_dict("records"):
-        random = f"{r['fidelity, random pixels']:.3f} for as many random pixels"
+        random = (
+            f"{r['fidelity, random pixels']:.3f} for as many random pixels; "
+            f"difference {r['fidelity - random']}"
+        )
         cost = f"costs {r['fidelity']:.3f} accuracy ({random})"
         sentences.append(
             f"{r['model']}, {r['method']}, t = {r['threshold']:.0%}: occluding {r['occluded share']:.0%} "

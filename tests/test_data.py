@@ -191,6 +191,7 @@ def test_embedded_ilsvrc_records_labels_and_boxes(ilsvrc_records):
         [227 / w, 227 / h] * 2
     )
     np.testing.assert_allclose(first.boxes, expected, rtol=1e-5)
+    assert first.original_size == (w, h) and first.pixel_scale == (w / 227, h / 227)
     assert all(r.boxes.shape[1] == 4 and len(r.boxes) >= 1 for r in ilsvrc_records)
     stacked = np.concatenate([r.boxes for r in ilsvrc_records])
     assert stacked.min() >= 0 and stacked.max() <= 227
@@ -209,6 +210,7 @@ def test_full_size_val_folder_layout_gets_boxes_in_its_own_pixels(tmp_path, ilsv
     assert [r.name for r in records] == sorted(r.name for r in ilsvrc_records[:3])
     for r in records:
         assert r.size == sizes[r.name] and r.label == labels[r.name]
+        assert r.original_size == r.size and r.pixel_scale == (1.0, 1.0)
         np.testing.assert_allclose(r.boxes, boxes[r.name], rtol=1e-6)  # original pixels, unscaled
 
 

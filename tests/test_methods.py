@@ -427,6 +427,8 @@ def test_method_table_names_each_class_once():
         "integrated-gradients": methods.IntegratedGradients,
         "gradient-shap": methods.GradientShap,
         "shap-gradient-explainer": methods.ShapGradientExplainer,
+        "c-mwp": methods.ContrastiveExcitationBackprop,
+        "excitation-backprop": methods.ExcitationBackprop,
     } == methods.METHODS
     assert "shap" not in methods.METHODS
 

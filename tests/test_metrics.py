@@ -43,6 +43,88 @@ def test_threshold_box_hand_made_5x5_map():
         metrics.threshold_box(heatmap, 0.0)
 
 
+def _grey_blue_scene(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A uint8 RGB image of grey-blue noise (sd 8 per channel) to paint objects on."""
+    noise = np.random.default_rng(seed).normal(0, 8, (height, width, 3))
+    return np.clip(np.array([110, 120, 150]) + noise, 0, 255).astype(np.uint8)
+
+
+def _gaussian(height: int, width: int, centre_xy, sigma: float) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    return np.exp(-((xs - centre_xy[0]) ** 2 + (ys - centre_xy[1]) ** 2) / (2 * sigma**2))
+
+
+def test_grabcut_box_grows_a_small_blob_to_the_objects_colour_edges():
+    image = _grey_blue_scene(96, 96)
+    image[20:60, 30:70] = (200, 30, 30)  # red object: box [30, 20, 70, 60]
+    heatmap = _gaussian(96, 96, (50, 40), sigma=8)  # peaks inside the object, smaller than it
+    box = metrics.grabcut_box(image, heatmap)
+    np.testing.assert_allclose(box, [30, 20, 70, 60], atol=2)
+    # the plain Sec. 4.1 threshold box stops where the blob fades (radius ~15.6 px at 0.15 x max)
+    plain = metrics.threshold_box(heatmap, 0.15)
+    assert np.abs(plain - np.array([30, 20, 70, 60])).max() > 2
+    assert (plain[:2] > box[:2]).all() and (plain[2:] < box[2:]).all()
+
+
+def test_grabcut_box_is_deterministic():
+    image = _grey_blue_scene(96, 96, seed=1)
+    image[25:70, 15:60] = (40, 160, 60)
+    heatmap = _gaussian(96, 96, (38, 48), sigma=7) + 0.2 * _gaussian(96, 96, (80, 20), sigma=10)
+    first = metrics.grabcut_box(image, heatmap)
+    assert first is not None
+    assert first.tolist() == metrics.grabcut_box(image, heatmap).tolist()
+
+
+def test_grabcut_box_rejects_bad_shapes_and_dtypes():
+    image = _grey_blue_scene(32, 48)
+    with pytest.raises(ValueError, match=r"\(32, 40\).*\(32, 48, 3\)"):
+        metrics.grabcut_box(image, np.ones((32, 40)))
+    with pytest.raises(ValueError, match=r"\(32, 48, 3\).*float64"):
+        metrics.grabcut_box(image.astype(np.float64), np.ones((32, 48)))
+    with pytest.raises(ValueError, match=r"\(32, 48\)"):
+        metrics.grabcut_box(image[..., 0], np.ones((32, 48)))  # grey, not RGB
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.grabcut_box(image, np.full((32, 48), np.nan))
+
+
+def test_grabcut_box_degenerate_maps_have_no_box():
+    image = _grey_blue_scene(32, 32)
+    assert metrics.grabcut_box(image, np.full((32, 32), 0.7)) is None  # constant
+    assert metrics.grabcut_box(image, -_gaussian(32, 32, (16, 16), 4)) is None  # no positive value
+
+
+def test_grabcut_box_seeds_a_rectified_map_by_its_zeros():
+    # 97 % zeros: both quantiles are 0; the zeros are background and the positive pixels foreground
+    image = _grey_blue_scene(64, 64)
+    image[10:30, 10:30] = (200, 30, 30)
+    heatmap = np.zeros((64, 64))
+    heatmap[15:25, 15:25] = 1.0
+    np.testing.assert_allclose(metrics.grabcut_box(image, heatmap), [10, 10, 30, 30], atol=2)
+
+
+def test_grabcut_box_falls_back_to_the_foreground_seeds_when_grabcut_raises(monkeypatch):
+    def fail(*args):
+        raise metrics.cv2.error("no samples")
+
+    monkeypatch.setattr(metrics.cv2, "grabCut", fail)
+    heatmap = np.zeros((20, 20))
+    heatmap[4:8, 5:10] = 1.0  # 20 pixels = the top 5 %
+    assert metrics.grabcut_box(_grey_blue_scene(20, 20), heatmap).tolist() == [5, 4, 10, 8]
+
+
+def test_grabcut_box_boxes_the_larger_of_two_same_coloured_objects():
+    image = _grey_blue_scene(128, 128)
+    image[20:70, 10:80] = (200, 30, 30)  # large object: box [10, 20, 80, 70]
+    image[85:115, 90:120] = (200, 30, 30)  # small object: box [90, 85, 120, 115]
+    # a broad blob on the small object, a narrow one on the large: both hold top-5 % pixels, but
+    # most of them (and the plain threshold box) sit on the small object
+    heatmap = _gaussian(128, 128, (105, 100), sigma=6) + _gaussian(128, 128, (45, 45), sigma=3)
+    seeds = heatmap >= np.quantile(heatmap, metrics.GRABCUT_FOREGROUND_QUANTILE)
+    assert seeds[20:70, 10:80].any() and seeds[85:115, 90:120].sum() > seeds[20:70, 10:80].sum()
+    assert metrics.threshold_box(heatmap, 0.15).tolist() == [93, 88, 117, 112]
+    np.testing.assert_allclose(metrics.grabcut_box(image, heatmap), [10, 20, 80, 70], atol=2)
+
+
 def test_localization_correct_needs_class_and_iou():
     gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
     assert metrics.localization_correct(3, [21, 21, 30, 30], 3, gt)  # IoU 81/100 with the 2nd box
@@ -60,6 +142,25 @@ def test_pointing_hit_with_tolerance():
     assert not metrics.pointing_hit(heatmap, box, tolerance=15)
     assert metrics.pointing_hit(heatmap, box, tolerance=21)
     assert metrics.pointing_hit(heatmap, [[25, 0, 35, 10]], tolerance=0)
+
+
+def test_pointing_tolerance_in_original_pixels():
+    heatmap = np.zeros((40, 40))
+    heatmap[5, 30] = 1.0  # peak centre (30.5, 5.5): 20.5 stored pixels right of the box
+    box = [[0, 0, 10, 10]]
+    # stored pixels are half the original's along x: 41 original pixels away
+    assert metrics.point_box_distance((30.5, 5.5), box, (2.0, 1.0)).item() == 41.0
+    assert not metrics.pointing_hit(heatmap, box, tolerance=21, pixel_scale=(2.0, 1.0))
+    assert metrics.pointing_hit(heatmap, box, tolerance=21, pixel_scale=(0.5, 3.0))  # 10.25 px
+    # both axes: offsets (3, 4) stored pixels, scaled by (2, 0.5) -> (6, 2) -> sqrt(40)
+    assert metrics.point_box_distance((13, 14), box, (2.0, 0.5)).item() == pytest.approx(np.sqrt(40))
+
+
+def test_box_coverage_by_hand():
+    # a 10 x 20 (H x W) image; boxes of 10 x 5 and 5 x 5 pixels sharing 5 x 2: 65 / 200
+    assert metrics.box_coverage((10, 20), [[0, 0, 10, 5]]) == 0.25
+    assert metrics.box_coverage((10, 20), [[0, 0, 10, 5], [5, 3, 10, 8]]) == (50 + 25 - 10) / 200
+    assert metrics.box_coverage((10, 20), [[0, 0, 20, 10]]) == 1.0
 
 
 def test_class_accuracies_by_hand():

@@ -15,7 +15,7 @@ from gradcam_core.tasks.common import TaskRun
 def test_reference_tables():
     assert results.load_reference("paper")["localization_ilsvrc15_val"]["rows"][0]["loc_top1"] == 56.51
     assert results.load_reference("seed")["task4_user_study_trust"][0]["method"] == "guided-grad-cam"
-    with pytest.raises(ValueError, match="reference must be 'paper' or 'seed', got 'blog'"):
+    with pytest.raises(ValueError, match="reference must be one of paper, seed.*got 'blog'"):
         results.load_reference("blog")
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from gradcam_core import runner
 from gradcam_core.results import write_table
+from gradcam_core.tasks import occlusion
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,9 +104,9 @@ def test_bad_shard_parameters_are_named(squeezenet, ilsvrc_records, tmp_path, kw
 
 
 def test_sharded_backprop_subset_and_unknown_task_are_refused(squeezenet, ilsvrc_records, tmp_path):
-    with pytest.raises(runner.ShardError, match="backprop_images"):
+    with pytest.raises(runner.ShardError, match="image_space_images"):
         runner.run_shard(
-            "localization", squeezenet, ilsvrc_records[:2], tmp_path, backprop_images=5, progress=False
+            "localization", squeezenet, ilsvrc_records[:2], tmp_path, image_space_images=5, progress=False
         )
     with pytest.raises(runner.ShardError, match="unknown task 'lime'"):
         runner.run_shard("lime", squeezenet, ilsvrc_records[:2], tmp_path, progress=False)
@@ -218,7 +219,7 @@ def test_cli_runs_each_task_in_process_and_forwards_its_options(task, tmp_path, 
         assert sorted(merged["threshold"].dropna().unique()) == [0.15, 0.3]
         options = {"methods": ["grad-cam", "full-image", "centre-box", "cam"], "thresholds": [0.15, 0.3]}
     else:
-        assert set(merged["method"]) == {"grad-cam", "guided-backprop", "guided-grad-cam"}
+        assert set(merged["method"]) == set(occlusion.COMPARED_METHODS)
         options = {}
     direct = runner.TASKS[task](model, records, batch_size=1, progress=False, **options).table
     pd.testing.assert_frame_equal(merged, roundtrip(direct, tmp_path), check_exact=False, rtol=1e-5)

@@ -16,63 +16,83 @@ import pytest
 import torch
 from scipy import stats
 
-from gradcam_core import metrics, standins, study, tables, training
+from gradcam_core import metrics, standins, statistics, study, tables, training
 from gradcam_core.tasks import fidelity, user_study
 from tests.helpers import random_standin
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def test_error_with_ci_by_hand():
+def _wilson_cell(successes: int, n: int) -> str:
+    """The table cell of an error of ``successes`` out of ``n`` with its Wilson interval, in %."""
+    low, high = statistics.proportion_ci(successes, n)
+    return f"{100 * successes / n:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def test_error_with_ci_is_a_wilson_interval():
     error, low, high = tables.error_with_ci([True, False, False, True])
     assert error == 50.0
-    expected_low, expected_high = metrics.bootstrap_ci(np.array([0.0, 1.0, 1.0, 0.0]))
+    expected_low, expected_high = statistics.proportion_ci(2, 4)
     assert (low, high) == (100 * expected_low, 100 * expected_high) and low < 50.0 < high
-    assert tables.error_with_ci([True] * 5) == (0.0, 0.0, 0.0)
+    error, low, high = tables.error_with_ci([True] * 5)  # no error: the interval still has width
+    assert error == 0.0 and low == 0.0 and 30 < high < 50
 
 
 # ------------------------------------------------------------------------------ Task 1
 
 
 def _localization_table():
-    # 4 images, one model, grad-cam at two thresholds and the full-image baseline
+    # 4 images, one model, grad-cam at two thresholds, c-mwp by grab-cut on the first two images
+    # (top-1 only: no top-5 decision) and the full-image baseline
     rows = []
     for i, (c1, c5, l1_15, l5_15, l1_30) in enumerate(
         [(1, 1, 1, 1, 0), (1, 1, 0, 1, 0), (0, 1, 0, 0, 0), (0, 0, 0, 0, 0)]
     ):
         base = {"model": "m", "image": f"i{i}", "label": i, "cls_top1": bool(c1), "cls_topk": bool(c5)}
+        threshold = {"method": "grad-cam", "boxing": "threshold"}
+        rows.append(
+            {**base, **threshold, "threshold": 0.15, "loc_top1": bool(l1_15), "loc_topk": bool(l5_15)}
+        )
+        rows.append({**base, **threshold, "threshold": 0.30, "loc_top1": bool(l1_30), "loc_topk": False})
+        if i < 2:
+            rows.append(
+                {**base, "method": "c-mwp", "boxing": "grab-cut", "threshold": np.nan, "loc_top1": False}
+                | {"loc_topk": np.nan}
+            )
         rows.append(
             {
                 **base,
-                "method": "grad-cam",
-                "threshold": 0.15,
-                "loc_top1": bool(l1_15),
-                "loc_topk": bool(l5_15),
+                "method": "full-image",
+                "boxing": "fixed",
+                "threshold": np.nan,
+                "loc_top1": False,
+                "loc_topk": bool(c5),
             }
-        )
-        rows.append(
-            {**base, "method": "grad-cam", "threshold": 0.30, "loc_top1": bool(l1_30), "loc_topk": False}
-        )
-        rows.append(
-            {**base, "method": "full-image", "threshold": np.nan, "loc_top1": False, "loc_topk": bool(c5)}
         )
     return pd.DataFrame(rows)
 
 
 def test_localization_summary_errors_by_hand():
     summary = tables.localization_summary(_localization_table(), 0.15).set_index("method")
-    # cls top-1 err 2/4, cls top-5 err 1/4, loc top-1 err 3/4, loc top-5 err 2/4
-    assert summary.loc["grad-cam", "cls top-1 err"].startswith("50.0 [")
-    assert summary.loc["grad-cam", "cls top-5 err"].startswith("25.0 [")
-    assert summary.loc["grad-cam", "loc top-1 err"].startswith("75.0 [")
-    assert summary.loc["grad-cam", "loc top-5 err"].startswith("50.0 [")
-    assert summary.loc["full-image", "loc top-1 err"].startswith("100.0 [")
+    # cls top-1 err 2/4, cls top-5 err 1/4, loc top-1 err 3/4, loc top-5 err 2/4, Wilson intervals
+    assert summary.loc["grad-cam", "cls top-1 err"] == _wilson_cell(2, 4)
+    assert summary.loc["grad-cam", "cls top-5 err"] == _wilson_cell(1, 4)
+    assert summary.loc["grad-cam", "loc top-1 err"] == _wilson_cell(3, 4)
+    assert summary.loc["grad-cam", "loc top-5 err"] == _wilson_cell(2, 4)
+    assert summary.loc["full-image", "loc top-1 err"] == _wilson_cell(4, 4)
+    assert summary.loc["full-image", "loc top-1 err"].startswith("100.0 [51.0, 100.0]")
     assert summary.loc["grad-cam", "images"] == 4 and summary.loc["full-image", "images"] == 4
+    assert (
+        summary.loc["grad-cam", "boxes"] == "15% of max" and summary.loc["full-image", "boxes"] == "fixed box"
+    )
+    cmwp = summary.loc["c-mwp"]
+    assert cmwp["boxes"] == "grab-cut" and cmwp["images"] == 2 and cmwp["loc top-1 err"] == _wilson_cell(2, 2)
+    assert cmwp["loc top-5 err"] == "n/a"  # top-1 only: no top-5 decision was made
 
 
 def test_threshold_sweep_by_hand():
     sweep = tables.threshold_sweep(_localization_table())
-    assert set(sweep["method"]) == {"grad-cam"}  # baselines have no threshold
+    assert set(sweep["method"]) == {"grad-cam"}  # baselines and grab-cut rows have no threshold
     sweep = sweep.set_index("threshold")
     assert sweep.loc[0.15, "loc top-1 err"] == 75.0 and sweep.loc[0.30, "loc top-1 err"] == 100.0
     assert sweep.loc[0.15, "loc top-5 err"] == 50.0 and sweep.loc[0.30, "loc top-5 err"] == 100.0
@@ -87,16 +107,78 @@ def test_threshold_sweep_top1_pivots_thresholds_into_rows():
     assert pivot.loc[0.15, ("m", "grad-cam")] == 75.0 and pivot.loc[0.30, ("n", "grad-cam")] == 100.0
 
 
+def test_thresholds_tuned_on_the_first_images_and_reported_on_the_rest():
+    table = _localization_table()
+    # tuning images i0, i1: top-1 err 50 % at 0.15, 100 % at 0.30 -> 0.15
+    tuned = tables.tune_thresholds(table, 2)
+    assert tuned.to_dict("records") == [
+        {"model": "m", "method": "grad-cam", "threshold": 0.15, "tuning loc top-1 err": 50.0}
+    ]
+    rows = tables.tuned_table(table, tuned, 2)
+    assert set(rows["image"]) == {"i2", "i3"}  # the test split only
+    assert sorted(rows["method"]) == ["full-image", "full-image", "grad-cam", "grad-cam"]
+    assert set(rows.loc[rows["method"] == "grad-cam", "threshold"]) == {0.15}
+    summary = tables.tuned_summary(rows).set_index("method")
+    assert summary.loc["grad-cam", "loc top-1 err"] == _wilson_cell(2, 2)
+    assert summary.loc["grad-cam", "boxes"] == "15% of max" and summary.loc["grad-cam", "images"] == 2
+    # a tie goes to the lower threshold
+    tie = table.assign(loc_top1=False)
+    assert tables.tune_thresholds(tie, 2)["threshold"].item() == 0.15
+
+
+def test_paired_comparison_by_hand():
+    table = _localization_table()
+    wrong = table.assign(loc_top1=~table["loc_top1"].astype(bool))
+    out = tables.paired_comparison(
+        wrong, {"method": "grad-cam", "threshold": 0.15}, {"method": "full-image"}, "loc_top1", "x"
+    ).iloc[0]
+    # grad-cam wrong on i1, i2, i3; full-image wrong everywhere: differences -1, 0, 0, 0
+    assert out["images"] == 4 and out["a"] == 75.0 and out["b"] == 100.0
+    diff = statistics.paired_difference([0, 1, 1, 1], [1, 1, 1, 1])
+    assert out["a - b"] == f"-25.0 [{100 * diff.low:.1f}, {100 * diff.high:.1f}]"
+    assert out["McNemar p"] == 1.0  # one discordant pair
+    # pairs only the images both sides have: c-mwp ran on i0 and i1
+    out = tables.paired_comparison(
+        wrong, {"method": "grad-cam", "threshold": 0.15}, {"method": "c-mwp"}, "loc_top1", "y"
+    ).iloc[0]
+    assert out["images"] == 2 and out["a"] == 50.0 and out["b"] == 100.0
+
+
+def test_localization_comparisons_skip_methods_that_did_not_run():
+    out = tables.localization_comparisons(_localization_table())
+    assert list(out["comparison"]) == ["grad-cam 15 % vs c-mwp grab-cut"]
+    assert out.iloc[0]["grad-cam err"] == 50.0 and out.iloc[0]["baseline err"] == 100.0
+
+
+def test_classification_beside_the_documented_error():
+    table = _localization_table().assign(model="squeezenet1_1")
+    out = tables.classification_vs_documented(table).iloc[0]
+    assert out["images"] == 4 and out["top-1 err here"] == _wilson_cell(2, 4)
+    assert out["top-1 err, all 50,000 (documented)"] == "41.8"  # torchvision: 58.178 % top-1
+    assert (
+        tables.classification_vs_documented(_localization_table()).iloc[0][
+            "top-5 err, all 50,000 (documented)"
+        ]
+        == "n/a"
+    )
+
+
 def test_localization_vs_paper_puts_the_references_beside_ours():
     summary = tables.localization_summary(_localization_table(), 0.15)
     table = tables.localization_vs_paper(summary)
     ours = table[table["source"] == "this report (4 ILSVRC val images)"]
-    assert ours["method"].tolist() == ["grad-cam"]  # baselines are not compared
+    assert ours["method"].tolist() == ["grad-cam (15% of max)"]  # baselines are not compared
     assert ours["loc top-1 err"].item() == summary.set_index("method").loc["grad-cam", "loc top-1 err"]
+    assert (
+        table[table["source"] == "this report (2 ILSVRC val images)"]["method"].item() == "c-mwp (grab-cut)"
+    )
     paper = table[(table["source"] == "paper Table 1 (secondary)") & (table["model"] == "vgg16")]
     assert paper["loc top-1 err"].item() == "56.51" and paper["cls top-5 err"].item() == "10.89"
+    assert paper["method"].item() == "grad-cam (15% of max)"
+    cmwp = table[table["source"].str.startswith("paper") & table["method"].str.startswith("c-mwp")]
+    assert cmwp["method"].item() == "c-mwp (grab-cut)" and cmwp["loc top-1 err"].item() == "70.92"
     seed = table[(table["source"] == "seed reproduction") & (table["model"] == "googlenet")]
-    assert seed["loc top-5 err"].item() == "45.44" and seed["method"].item() == "grad-cam"
+    assert seed["loc top-5 err"].item() == "45.44" and seed["method"].item() == "grad-cam (15% of max)"
 
 
 # ------------------------------------------------------------------------------ Task 2
@@ -117,6 +199,8 @@ def _pointing_table():
                 "model": "m",
                 "image": image,
                 "label": label,
+                "coverage": 0.1 if image == "a" else 0.6,
+                "difficult": image == "a",
                 "method": "grad-cam",
                 "cue": cue,
                 "is_gt": cue == label,
@@ -130,8 +214,10 @@ def _pointing_table():
 
 def test_pointing_summary_and_recall_curve_by_hand():
     table = _pointing_table()
-    summary = tables.pointing_summary(table).set_index("method")
-    assert summary.loc["grad-cam", "accuracy"].startswith("50.0 [")
+    summary = tables.pointing_summary(table).set_index(["images", "method"])
+    assert summary.loc[("all", "grad-cam"), "accuracy"] == _wilson_cell(1, 2)
+    assert summary.loc[("difficult", "grad-cam"), "accuracy"] == _wilson_cell(1, 1)
+    assert summary.loc[("difficult", "grad-cam"), "n"] == 1
     curve = tables.pointing_recall_curve(table, [0.0, 1.5, 5.0]).set_index("threshold")
     # t=0: all kept: right = a/1 (kept, hit) only -> 1/4; recall 2/2
     # t=1.5: kept a/1 (hit) and b/4 (absent, kept: wrong); rejected a/2 (absent: right),
@@ -139,6 +225,7 @@ def test_pointing_summary_and_recall_curve_by_hand():
     # t=5: all rejected: right = the two absent classes -> 2/4; recall 0
     assert curve["accuracy"].tolist() == [25.0, 50.0, 50.0]
     assert curve["recall"].tolist() == [100.0, 50.0, 0.0]
+    assert tables.reject_all_accuracy(table).to_dict() == {"m": 50.0}
 
 
 def test_pointing_summary_mean_per_class_accuracy_by_hand():
@@ -152,26 +239,40 @@ def test_pointing_summary_mean_per_class_accuracy_by_hand():
         ("d", 3, "grad-cam", False, True),
         *[(image, label, "centre", True, True) for image, label in (("a", 1), ("b", 1), ("c", 1), ("d", 3))],
     ]
-    table = pd.DataFrame(rows, columns=["image", "label", "method", "is_gt", "hit"]).assign(model="m")
-    summary = tables.pointing_summary(table).set_index("method")
+    table = pd.DataFrame(rows, columns=["image", "label", "method", "is_gt", "hit"]).assign(
+        model="m", difficult=False
+    )
+    summary = tables.pointing_summary(table).set_index(["images", "method"]).loc["all"]
     gradcam = summary.loc["grad-cam"]
-    assert gradcam["images"] == 4 and gradcam["classes"] == 2
-    low, high = metrics.bootstrap_ci(np.array([1.0, 1.0, 0.0, 0.0]))
-    assert gradcam["accuracy"] == f"50.0 [{100 * low:.1f}, {100 * high:.1f}]"
+    assert gradcam["n"] == 4 and gradcam["accuracy"] == _wilson_cell(2, 4)
     # per class: 2/3 and 0/1 -> mean 33.3 %
     low, high = metrics.bootstrap_ci(np.array([2 / 3, 0.0]))
     assert gradcam["mean per-class accuracy"] == f"33.3 [{100 * low:.1f}, {100 * high:.1f}]"
-    assert summary.loc["centre", "mean per-class accuracy"] == "100.0 [100.0, 100.0]"
+    assert summary.loc["centre", "accuracy"] == _wilson_cell(4, 4)
+
+
+def test_pointing_comparisons_pair_images():
+    table = _pointing_table()
+    centre = table[table["is_gt"]].assign(method="centre", hit=[False, True])
+    out = tables.pointing_comparisons(pd.concat([table, centre], ignore_index=True)).set_index("comparison")
+    both = out.loc["grad-cam vs centre, all images"]
+    # grad-cam hits a, misses b; centre misses a, hits b: difference 0, McNemar p 1
+    assert both["images"] == 2 and both["grad-cam (%)"] == 50.0 and both["baseline (%)"] == 50.0
+    assert both["McNemar p"] == 1.0
+    assert out.loc["grad-cam vs centre, difficult images", "images"] == 1
+    assert not any("c-mwp" in label for label in out.index)  # c-mwp did not run
 
 
 def test_pointing_vs_paper_rows():
-    summary = tables.pointing_summary(_pointing_table())
-    table = tables.pointing_vs_paper(summary)
-    assert table.iloc[0]["source"] == "this report (2 ILSVRC val images)"
-    assert table.iloc[0]["accuracy (%)"] == summary.iloc[0]["accuracy"]
-    paper = table[table["source"] == "paper Sec. 4.3 (verified)"].set_index("method")
-    assert paper.loc["grad-cam", "accuracy (%)"] == "70.58"
-    seed = table[table["source"].str.startswith("seed")].set_index("model")
+    table = _pointing_table()
+    curve = tables.pointing_recall_curve(table, [0.0, 1.5, 5.0])
+    out = tables.pointing_vs_paper(curve, table)
+    ours = out[out["source"].str.startswith("this report")]
+    assert ours.iloc[0]["accuracy (%)"].startswith("50.00 (best threshold; recall 50.0 %)")
+    assert ours.iloc[1]["accuracy (%)"] == "50.00" and ours.iloc[1]["method"] == "none (trivial)"
+    paper = out[out["source"].str.startswith("paper Sec. 4.3, COCO val")].set_index("method")
+    assert paper.loc["grad-cam", "accuracy (%)"] == "70.58" and paper.loc["c-mwp", "accuracy (%)"] == "60.30"
+    seed = out[out["source"].str.startswith("seed")].set_index("model")
     assert seed.loc["vgg16", "accuracy (%)"] == "86.42"
 
 
@@ -189,16 +290,20 @@ def test_recall_curve_with_quantile_thresholds_and_its_excerpt():
 # ------------------------------------------------------------------------------ Task 3
 
 
-def test_correlation_summary_and_vs_paper_by_hand():
-    table = pd.DataFrame(
+def _correlation_table():
+    return pd.DataFrame(
         {
             "model": "m",
             "image": ["a", "b", "c", "a", "b", "c"],
             "method": ["grad-cam"] * 3 + ["guided-backprop"] * 3,
+            "resolution": "56",
             "spearman": [0.1, 0.3, np.nan, -0.2, 0.0, 0.2],
         }
     )
-    summary = tables.correlation_summary(table).set_index("method")
+
+
+def test_correlation_summary_and_vs_paper_by_hand():
+    summary = tables.correlation_summary(_correlation_table()).set_index("method")
     assert summary.loc["grad-cam", "images"] == 2  # the constant map's NaN is dropped
     assert summary.loc["grad-cam", "mean"] == 0.2 and summary.loc["grad-cam", "std"] == round(
         np.std([0.1, 0.3], ddof=1), 3
@@ -207,9 +312,18 @@ def test_correlation_summary_and_vs_paper_by_hand():
     low, high = metrics.bootstrap_ci(np.array([-0.2, 0.0, 0.2]))
     assert summary.loc["guided-backprop", "95% CI"] == f"[{low:.3f}, {high:.3f}]"
     paper = tables.correlation_vs_paper(summary.reset_index()).set_index("method")
-    assert paper.loc["grad-cam", "this report: m"] == 0.2
+    assert paper.loc["grad-cam", "m, 56"] == 0.2
     assert paper.loc["grad-cam", "paper (VOC 2007, 2510 images)"] == 0.254
     assert paper.loc["guided-backprop", "seed (120 ILSVRC images, argsort bug)"] == 0.0095
+    assert not paper.isna().any().any()
+
+
+def test_correlation_comparisons_pair_images_by_hand():
+    out = tables.correlation_comparisons(_correlation_table())
+    assert list(out["comparison"]) == ["grad-cam vs guided-backprop, 56 x 56"]
+    row = out.iloc[0]
+    # images a, b (c's grad-cam map was constant): differences 0.3, 0.3
+    assert row["images"] == 2 and row["a - b"] == "0.300 [0.300, 0.300]"
 
 
 # ------------------------------------------------------------------------------ Task 4 (SYNTHETIC data)
@@ -444,17 +558,21 @@ def test_fidelity_summary_and_conclusions_by_hand():
         summary.loc["gradient-shap", "fidelity"] == 0.75
         and summary.loc["gradient-shap", "contrastivity"] == 0.5
     )
+    # fidelity minus random, image by image: after_random - after = (0, 1, 1, 0) -> 0.5
+    diff = statistics.paired_difference([1, 1, 1, 0], [1, 0, 0, 0])
+    assert gradcam["fidelity - random"] == f"0.500 [{diff.low:.3f}, {diff.high:.3f}]"
     sentences = tables.fidelity_conclusions(summary.reset_index())
     assert sentences[0] == (
         "mnist-cnn, grad-cam, t = 10%: occluding 25% of the pixels costs 0.500 accuracy (0.000 for as many "
-        "random pixels); contrastivity 0.700"
+        f"random pixels; difference {gradcam['fidelity - random']}); contrastivity 0.700"
     )
 
 
 def test_fidelity_vs_seed_pivots_metrics_and_methods():
     summary = tables.fidelity_summary(_fidelity_table())
     pivot = tables.fidelity_vs_seed(summary, "mnist", model="mnist-cnn")
-    assert list(pivot.index) == [("contrastivity", 0.1), ("fidelity", 0.1)]
+    assert list(pivot.index) == [("contrastivity", 0.1), ("fidelity", 0.1), ("fidelity - random", 0.1)]
+    assert pivot.loc[("fidelity - random", 0.1), ("seed", "grad-cam")] == "n/a"  # the seed had none
     assert pivot.loc[("fidelity", 0.1), ("this report", "grad-cam")] == 0.5
     assert pivot.loc[("fidelity", 0.1), ("seed", "grad-cam")] == 0.470
     assert pivot.loc[("fidelity", 0.1), ("seed", "gradient-shap")] == 0.916  # the seed's "shap"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gradcam_core import data, metrics
+from gradcam_core import data, methods, metrics
 from gradcam_core.maps import normalize_maps, resize_to_image
 from gradcam_core.methods import GradCAM
 from gradcam_core.tasks import common, localization
@@ -26,15 +26,28 @@ def test_centre_box_by_hand():
 def test_localization_rows_match_direct_computation(squeezenet, ilsvrc_records):
     records = ilsvrc_records[:6]
     run = localization.run_localization(
-        squeezenet, records, thresholds=(0.15, 0.3), batch_size=4, backprop_images=2, progress=False
+        squeezenet,
+        records,
+        thresholds=(0.15, 0.3),
+        batch_size=4,
+        image_space_images=2,
+        image_space_topk=1,
+        grabcut_images=1,
+        progress=False,
     )
     table = run.table
     assert isinstance(run, localization.LocalizationRun) and isinstance(run, common.TaskRun)
     assert run.skipped == [] and set(table["image"]) == {r.name for r in records} and run.seconds > 0
     assert list(table.columns[:2]) == ["model", "image"] and set(table["model"]) == {"squeezenet1_1"}
     assert set(table["method"]) == set(localization.METHODS_AND_BASELINES)
-    assert len(table[table["method"] == "backprop"]) == 2 * 2  # 2 images x 2 thresholds
+    for method in localization.IMAGE_SPACE_METHODS:  # 2 images x 2 thresholds, top-1 class only
+        rows = table[(table["method"] == method) & (table["boxing"] == "threshold")]
+        assert len(rows) == 2 * 2 and rows["loc_topk"].isna().all()
+    grabcut = table[table["boxing"] == "grab-cut"]
+    assert sorted(grabcut["method"]) == sorted(localization.GRABCUT_METHODS)  # on the first image
+    assert set(grabcut["image"]) == {records[0].name} and grabcut["threshold"].isna().all()
     assert table[table["method"].isin(localization.BASELINES)]["threshold"].isna().all()
+    assert set(table.loc[table["method"].isin(localization.BASELINES), "boxing"]) == {"fixed"}
     # recompute one image's Grad-CAM top-1 localisation by hand
     record = records[0]
     x = squeezenet.preprocess([data.load_rgb(record.path)])
@@ -56,6 +69,13 @@ def test_localization_rows_match_direct_computation(squeezenet, ilsvrc_records):
         for k in range(5)
     )
     assert row["loc_topk"].item() == any_right
+    # c-MWP's grab-cut box of the top-1 class by hand
+    cmwp = methods.create("c-mwp", squeezenet).attribute(x, classes[:, :1])
+    box = metrics.grabcut_box(
+        np.asarray(data.load_rgb(record.path)), resize_to_image(cmwp[0], record.size)[0]
+    )
+    expected = metrics.localization_correct(int(classes[0, 0]), box, record.label, record.boxes)
+    assert grabcut.loc[grabcut["method"] == "c-mwp", "loc_top1"].item() == expected
     # the full-image and centre-box baselines by hand
     full = table[(table["image"] == record.name) & (table["method"] == "full-image")]
     iou = metrics.box_iou([[0, 0, *record.size]], record.boxes).max()
@@ -98,7 +118,14 @@ def test_full_size_folder_runs_through_task_code(squeezenet, full_size_val_folde
 
 
 def test_notebook_full_profile_code_path_through_papermill(full_size_val_folder, tmp_path):
-    table = run_full_profile_notebook("01_localization", full_size_val_folder, tmp_path, backprop_images=1)
+    table = run_full_profile_notebook(
+        "01_localization",
+        full_size_val_folder,
+        tmp_path,
+        image_space_images=1,
+        grabcut_images=1,
+        tuning_images=1,
+    )
     assert table["image"].nunique() == 3 and set(table["model"]) == {"squeezenet1_1"}
 
 

@@ -25,29 +25,35 @@ def test_correlation_rows_match_direct_computation(squeezenet, ilsvrc_records):
     records = ilsvrc_records[:2]
     settings = {"patch_size": 112, "stride": 56, "fill": 0.0}  # 3 x 3 windows: cheap
     run = occlusion.run_occlusion_correlation(
-        squeezenet, records, rank_resolution=8, occlusion_batch=4, progress=False, **settings
+        squeezenet, records, rank_resolutions=(8, "full"), occlusion_batch=4, progress=False, **settings
     )
     assert isinstance(run, occlusion.OcclusionRun) and run.skipped == []
     table = run.table
-    assert len(table) == 2 * 3 and set(table["method"]) == set(occlusion.COMPARED_METHODS)
+    explainers = occlusion.compared_explainers(squeezenet)
+    assert set(table["method"]) == set(explainers) == set(occlusion.COMPARED_METHODS)  # CAM applies
+    assert len(table) == 2 * len(explainers) * 2 and set(table["resolution"]) == {"8", "full"}
     assert set(table["model"]) == {"squeezenet1_1"}
     assert dict(zip(table["image"], table["label"])) == {r.name: r.label for r in records}
     x = image_batch(squeezenet, records, 2)
     labels = torch.tensor([r.label for r in records])
     reference = Occlusion(squeezenet, **settings).attribute(x, labels)[:, 0].numpy()
-    for method, explainer in occlusion.COMPARED_METHODS.items():
-        maps = explainer(squeezenet).attribute(x, labels)[:, 0].detach().numpy()
+    for method, explainer in explainers.items():
+        maps = explainer.attribute(x, labels)[:, 0].detach().numpy()
         for i, record in enumerate(records):
+            rows = table[(table["image"] == record.name) & (table["method"] == method)].set_index(
+                "resolution"
+            )
             expected = metrics.rank_correlation(_block_mean(maps[i], 8), _block_mean(reference[i], 8))
-            row = table[(table["image"] == record.name) & (table["method"] == method)]
-            assert row["spearman"].item() == pytest.approx(expected, abs=1e-6), method
+            assert rows.loc["8", "spearman"] == pytest.approx(expected, abs=1e-6), method
+            expected = metrics.rank_correlation(maps[i], reference[i])
+            assert rows.loc["full", "spearman"] == pytest.approx(expected, abs=1e-6), method
 
 
 def test_occlusion_examples_are_normalised_maps_for_the_true_class(squeezenet, ilsvrc_records):
     records = ilsvrc_records[:2]
     examples = occlusion.occlusion_examples(squeezenet, records, patch_size=112, stride=56, count=2)
     assert isinstance(examples, occlusion.OcclusionExamples)
-    assert list(examples.maps) == ["occlusion", "grad-cam", "guided-backprop", "guided-grad-cam"]
+    assert list(examples.maps) == ["occlusion", *occlusion.COMPARED_METHODS]
     assert examples.titles == [squeezenet.class_names[r.label] for r in records]
     pixels = squeezenet.spec.pixels(data.load_rgb(records[0].path)).permute(1, 2, 0).numpy()
     assert examples.images[0].shape == (224, 224, 3) and np.array_equal(examples.images[0], pixels)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradcam_core import data, metrics
+from gradcam_core import data, methods, metrics
 from gradcam_core.maps import resize_to_image
 from gradcam_core.methods import GradCAM
 from gradcam_core.tasks import pointing
@@ -24,7 +24,7 @@ def test_centre_point_map_peaks_at_the_centre_pixel_only():
 
 def test_pointing_rows_cue_ground_truth_and_predictions(squeezenet, ilsvrc_records):
     records = ilsvrc_records[:4]
-    run = pointing.run_pointing_game(squeezenet, records, batch_size=4, progress=False)
+    run = pointing.run_pointing_game(squeezenet, records, batch_size=4, methods_on="all", progress=False)
     table = run.table
     assert isinstance(run, pointing.PointingRun) and run.skipped == []
     gt = table[(table["method"] == "grad-cam") & table["is_gt"]]
@@ -32,12 +32,28 @@ def test_pointing_rows_cue_ground_truth_and_predictions(squeezenet, ilsvrc_recor
     predicted = table[(table["method"] == "grad-cam") & (table["rank"] > 0)]
     assert predicted.groupby("image").size().eq(5).all()
     assert not table[(table["method"] == "grad-cam") & ~table["is_gt"]]["hit"].any()  # absent: no hit
-    # the ground-truth hit by hand for the first image
+    # coverage and the difficult flag by hand, the same on every row of an image
+    for r in records:
+        rows = table[table["image"] == r.name]
+        coverage = metrics.box_mask(r.size[::-1], r.boxes).mean()
+        assert rows["coverage"].eq(round(coverage, 4)).all()
+        assert rows["difficult"].eq(coverage < 0.25).all()
+    # the ground-truth hit by hand for the first image, 15 px of the ORIGINAL image
     record = records[0]
+    scale = (record.original_size[0] / record.size[0], record.original_size[1] / record.size[1])
+    assert scale != (1.0, 1.0)  # the embedded images are resized originals
     x = squeezenet.preprocess([data.load_rgb(record.path)])
     heat = resize_to_image(GradCAM(squeezenet).attribute(x, record.label)[0], record.size)[0]
-    assert gt.iloc[0]["hit"] == metrics.pointing_hit(heat, record.boxes, 15.0)
+    distance = metrics.point_box_distance(metrics.map_peak(heat), record.boxes, scale).min()
+    assert gt.iloc[0]["hit"] == (distance <= 15.0)
     assert gt.iloc[0]["raw_max"] == pytest.approx(float(heat.max()), rel=1e-5)
+    # c-MWP cued with the ground truth, by hand
+    cmwp = table[table["method"] == "c-mwp"].set_index("image")
+    assert len(cmwp) == 4 and cmwp["is_gt"].all()
+    cmwp_heat = resize_to_image(
+        methods.create("c-mwp", squeezenet).attribute(x, record.label)[0], record.size
+    )[0]
+    assert cmwp.loc[record.name, "hit"] == metrics.pointing_hit(cmwp_heat, record.boxes, 15.0, scale)
     # the predictions' ranks and raw maxima by hand
     with torch.no_grad():
         top5 = squeezenet(x).topk(5, dim=1).indices[0].tolist()
@@ -51,8 +67,19 @@ def test_pointing_rows_cue_ground_truth_and_predictions(squeezenet, ilsvrc_recor
     assert centre["raw_max"].isna().all()
     for r in records:
         w, h = r.size
-        expected = metrics.point_box_distance((w // 2 + 0.5, h // 2 + 0.5), r.boxes).min() <= 15.0
-        assert centre.loc[r.name, "hit"] == expected
+        distance = metrics.point_box_distance((w // 2 + 0.5, h // 2 + 0.5), r.boxes, r.pixel_scale).min()
+        assert centre.loc[r.name, "hit"] == (distance <= 15.0)
+
+
+def test_ground_truth_methods_run_on_the_difficult_images_only_by_default(squeezenet, ilsvrc_records):
+    table = pointing.run_pointing_game(squeezenet, ilsvrc_records[:8], batch_size=8, progress=False).table
+    cmwp = table[table["method"] == "c-mwp"]
+    difficult = set(table.loc[table["difficult"], "image"])
+    assert set(cmwp["image"]) == difficult and 0 < len(difficult) < 8
+    with pytest.raises(ValueError, match="methods_on must be"):
+        pointing.run_pointing_game(squeezenet, ilsvrc_records[:1], methods_on="some", progress=False)
+    with pytest.raises(ValueError, match="unknown pointing-game method"):
+        pointing.run_pointing_game(squeezenet, ilsvrc_records[:1], methods=("lime",), progress=False)
 
 
 def test_tolerance_zero_is_never_more_lenient(squeezenet, ilsvrc_records):

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from scipy import stats
 
-from gradcam_core import data, maps, study
+from gradcam_core import data, maps, metrics, study, tables
 from gradcam_core.tasks import user_study
 from tests.helpers import image_batch, loaded_module
 
@@ -188,3 +189,137 @@ def test_rater_agreement_pivots_raters_by_stimuli_with_missing_ratings():
         reliability_data=matrix, level_of_measurement="ordinal", value_domain=study.RATINGS
     )
     assert user_study.rater_agreement(signed) == pytest.approx(expected)
+
+
+# ------------------------------------------------------------------------------ per-rater test
+
+
+def _ratings(by_rater: dict, method: str = "guided-backprop") -> pd.DataFrame:
+    """Signed ratings of hand-made raters: ``{rater: [signed ratings]}`` for one method."""
+    rows = [
+        {"rater": rater, "stimulus": f"{method}{i}", "method": method, "signed": value}
+        for rater, values in by_rater.items()
+        for i, value in enumerate(values)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_per_rater_test_by_hand():
+    gb = _ratings({"a": [2, 1, 0], "b": [-1, 0], "c": [2, 2, 1, 1]})  # rater means 1, -0.5, 1.5
+    ggc = _ratings({"a": [1, 1], "b": [0, 1], "c": [2]}, "guided-grad-cam")  # 1, 0.5, 2
+    out = user_study.per_rater_test(pd.concat([gb, ggc])).set_index("method")
+    assert list(out.reset_index().columns) == user_study.PER_RATER_COLUMNS
+    assert out.index.tolist() == [
+        "guided-backprop",
+        "guided-grad-cam",
+        "guided-grad-cam minus guided-backprop",
+    ]
+    row = out.loc["guided-backprop"]
+    assert row["raters"] == 3 and row["ratings"] == 9
+    # the mean of rater means (0.667), not the mean of the 9 ratings (8 / 9 = 0.889)
+    assert row["mean of rater means"] == pytest.approx(0.667)
+    # |means| 0.5 < 1 < 1.5 rank 1, 2, 3: W- = 1; exact null of W over 2^3 sign patterns: p = 2 * 2/8
+    assert row["Wilcoxon p"] == pytest.approx(0.5) == stats.wilcoxon([1.0, -0.5, 1.5]).pvalue
+    low, high = metrics.bootstrap_ci(np.array([1.0, -0.5, 1.5]), seed=0)
+    assert (row["95% CI low"], row["95% CI high"]) == (round(low, 3), round(high, 3))
+    assert -0.5 <= row["95% CI low"] < 0.667 < row["95% CI high"] <= 1.5
+    # paired per-rater differences 1 - 1 = 0, 0.5 - (-0.5) = 1, 2 - 1.5 = 0.5; the zero is dropped
+    diff = out.loc["guided-grad-cam minus guided-backprop"]
+    assert diff["raters"] == 3 and diff["ratings"] == 14
+    assert diff["mean of rater means"] == pytest.approx(0.5)
+    assert diff["Wilcoxon p"] == pytest.approx(stats.wilcoxon([1.0, 0.5]).pvalue) == pytest.approx(0.5)
+    assert 0.0 <= diff["95% CI low"] <= 0.5 <= diff["95% CI high"] <= 1.0
+
+
+def test_one_keen_rater_is_significant_per_rating_but_not_per_rater():
+    # 4 raters, 40 ratings each: "keen" always trusts the accurate model much more; the others
+    # have small means of both signs. Counting 160 ratings as independent finds an effect; the 4
+    # raters (at best p = 2/16 with 4) do not.
+    signed = _ratings(
+        {
+            "keen": [2] * 40,
+            "b": [1] * 15 + [-1] * 25,  # -0.25
+            "c": [1] * 25 + [-1] * 15,  # +0.25
+            "d": [1] * 10 + [-1] * 30,  # -0.5
+        }
+    )
+    per_rating_p = stats.wilcoxon(signed["signed"].to_numpy(np.float64)).pvalue
+    assert per_rating_p < 1e-3
+    assert tables.trust_summary(signed).loc[0, "Wilcoxon p (vs 0)"] == pytest.approx(per_rating_p)
+    row = user_study.per_rater_test(signed).iloc[0]
+    assert row["raters"] == 4 and row["ratings"] == 160
+    assert row["Wilcoxon p"] == pytest.approx(float(f"{stats.wilcoxon([2, -0.25, 0.25, -0.5]).pvalue:.3g}"))
+    assert row["Wilcoxon p"] > 0.5
+    assert row["95% CI low"] < 0 < row["95% CI high"]
+
+
+def test_bootstrap_resamples_raters_not_ratings():
+    # every rater's mean is 0.5 though the ratings vary: resampling raters cannot move the mean
+    same = _ratings({"a": [1, 0], "b": [2, -1], "c": [1, 0, 1, 0]})
+    row = user_study.per_rater_test(same).iloc[0]
+    assert row["95% CI low"] == row["95% CI high"] == row["mean of rater means"] == 0.5
+    assert row["Wilcoxon p"] == pytest.approx(stats.wilcoxon([0.5, 0.5, 0.5]).pvalue)
+    per_rating = tables.trust_summary(same).loc[0, "95% CI"]
+    assert per_rating != "[0.500, 0.500]"  # resampling ratings would vary
+    # two raters of means 0 and 1: resampled means are 0, 0.5 or 1 (p = 1/4, 1/2, 1/4), so the
+    # 95 % percentile interval is [0, 1] whatever the ratings inside each rater
+    two = _ratings({"a": [1, -1], "b": [1, 1, 2, 0]})
+    row = user_study.per_rater_test(two, n_resamples=4000).iloc[0]
+    assert (row["95% CI low"], row["95% CI high"]) == (0.0, 1.0)
+    assert row["mean of rater means"] == 0.5
+    # one rater: no spread between raters to resample, no interval
+    one = user_study.per_rater_test(_ratings({"a": [2, 1, 2]})).iloc[0]
+    assert one["raters"] == 1 and np.isnan(one["95% CI low"]) and np.isnan(one["95% CI high"])
+
+
+def test_per_rater_test_without_zeros_or_differences():
+    zeros = user_study.per_rater_test(_ratings({"a": [1, -1], "b": [0, 0]})).iloc[0]
+    assert zeros["mean of rater means"] == 0.0 and np.isnan(zeros["Wilcoxon p"])
+    gb = _ratings({"a": [1], "b": [2]})
+    ggc = _ratings({"a": [1], "c": [0]}, "guided-grad-cam")
+    out = user_study.per_rater_test(pd.concat([gb, ggc])).set_index("method")
+    # only rater a rated both methods: one paired difference, 2 ratings
+    diff = out.loc["guided-grad-cam minus guided-backprop"]
+    assert diff["raters"] == 1 and diff["ratings"] == 2 and diff["mean of rater means"] == 0.0
+    assert user_study.per_rater_test(pd.concat([gb, ggc]), differences=()).shape[0] == 2
+
+
+def test_per_rater_test_on_the_synthetic_fixture(synthetic):
+    out = user_study.per_rater_test(synthetic)
+    assert out["method"].tolist() == [
+        "guided-backprop",
+        "guided-grad-cam",
+        "guided-grad-cam minus guided-backprop",
+    ]
+    numbers = out.drop(columns="method").to_numpy(np.float64)
+    assert np.isfinite(numbers).all()
+    assert out["raters"].tolist() == [4, 4, 4] and out["ratings"].tolist() == [24, 24, 48]
+    assert (
+        (out["95% CI low"] <= out["mean of rater means"]) & (out["mean of rater means"] <= out["95% CI high"])
+    ).all()
+    assert ((out["Wilcoxon p"] > 0) & (out["Wilcoxon p"] <= 1)).all()
+    means = synthetic.groupby(["method", "rater"])["signed"].mean()
+    gb = means["guided-backprop"].to_numpy()
+    assert out.loc[0, "mean of rater means"] == pytest.approx(round(gb.mean(), 3))
+    assert out.loc[0, "Wilcoxon p"] == pytest.approx(stats.wilcoxon(gb).pvalue, rel=1e-2)
+    difference = means["guided-grad-cam"] - means["guided-backprop"]
+    assert out.loc[2, "mean of rater means"] == pytest.approx(round(difference.mean(), 3))
+    pd.testing.assert_frame_equal(out, user_study.per_rater_test(synthetic))  # seeded
+
+
+def test_trust_summary_by_rater_reports_the_per_rater_test(synthetic):
+    summary = tables.trust_summary_by_rater(synthetic)
+    assert list(summary.columns) == tables.TRUST_BY_RATER_COLUMNS
+    test = user_study.per_rater_test(synthetic)
+    assert summary["Wilcoxon p (rater means vs 0)"].tolist() == test["Wilcoxon p"].tolist()
+    assert summary["95% CI (raters resampled)"].tolist() == [
+        f"[{low:.3f}, {high:.3f}]" for low, high in zip(test["95% CI low"], test["95% CI high"])
+    ]
+    gb = synthetic[synthetic["method"] == "guided-backprop"]["signed"]
+    assert summary.loc[0, "mean"] == pytest.approx(round(gb.mean(), 3))
+    assert summary.loc[0, "std"] == pytest.approx(round(gb.std(ddof=1), 3))
+    assert np.isnan(summary.loc[2, "mean"])  # the paired difference has no per-rating mean
+    versus = tables.trust_vs_paper(summary, ["guided-grad-cam", "guided-backprop"])
+    assert versus["ratings"].tolist() == [24, 24]
+    empty = tables.trust_summary_by_rater(None)
+    assert empty.empty and list(empty.columns) == tables.TRUST_BY_RATER_COLUMNS

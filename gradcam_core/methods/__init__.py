@@ -14,7 +14,8 @@ One module per family: :mod:`.base` (the :class:`Explainer` template), :mod:`.ca
 Grad-CAM++, CAM: weights over a layer's activations, with a public ``forward()`` / ``maps()``
 pair that shares one forward pass), :mod:`.gradients` (gradient saliency, Guided Backprop,
 Guided Grad-CAM), :mod:`.occlusion`, :mod:`.path` (Integrated Gradients, GradientSHAP and shap's
-GradientExplainer).
+GradientExplainer), :mod:`.excitation` (Excitation Backprop and its contrastive variant c-MWP, by
+TorchRay, at an intermediate layer per model).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import inspect
 
 from .base import Explainer, PixelExplainer, as_class_targets
 from .cam import CAM, ClassActivationMapping, GradCAM, GradCAMPlusPlus, LayerForward, select_classifier_output
+from .excitation import EXCITATION_LAYERS, ContrastiveExcitationBackprop, ExcitationBackprop
 from .gradients import GuidedBackprop, GuidedGradCAM, Saliency, guided_relus
 from .occlusion import Occlusion
 from .path import GradientShap, IntegratedGradients, ShapGradientExplainer
@@ -39,6 +41,8 @@ METHODS: dict[str, type[Explainer]] = {
     "integrated-gradients": IntegratedGradients,
     "gradient-shap": GradientShap,
     "shap-gradient-explainer": ShapGradientExplainer,
+    "c-mwp": ContrastiveExcitationBackprop,
+    "excitation-backprop": ExcitationBackprop,
 }
 
 
@@ -82,8 +86,11 @@ def create(name: str, model, **settings) -> Explainer:
 
 __all__ = [
     "CAM",
+    "EXCITATION_LAYERS",
     "METHODS",
     "ClassActivationMapping",
+    "ContrastiveExcitationBackprop",
+    "ExcitationBackprop",
     "Explainer",
     "GradCAM",
     "GradCAMPlusPlus",

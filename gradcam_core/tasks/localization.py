@@ -13,24 +13,34 @@ import torch
 
 from .. import data, metrics
 from ..maps import normalize_maps, resize_to_image
-from ..methods import CAM, GradCAM, Saliency
+from ..methods import CAM, GradCAM, create
 from ..models import LoadedModel
 from .common import ImageBatches, TaskRun, autocast, with_model_column
 
 #: Task 1's map methods (boxes from their maps) ...
-MAP_METHODS = ("grad-cam", "cam", "backprop")
+MAP_METHODS = ("grad-cam", "cam", "backprop", "c-mwp", "excitation-backprop")
+#: ... of which these attribute to pixels through a full backward pass per class (about ten
+#: forward passes for the top 5): they run on the first ``image_space_images`` images only, and
+#: the paper boxes their maps after grab-cut post-processing (Sec. 4.1) ...
+IMAGE_SPACE_METHODS = ("backprop", "c-mwp", "excitation-backprop")
 #: ... and its trivial baselines, which box without a map: the whole image, a centred box.
 BASELINES = ("full-image", "centre-box")
 #: The paper's binarisation threshold: 15 % of the map's maximum (Sec. 4.1).
 PAPER_THRESHOLD = 0.15
 #: Every row label a localisation run can produce.
 METHODS_AND_BASELINES = MAP_METHODS + BASELINES
+#: The paper boxes its Backprop and c-MWP rows by grab-cut (Sec. 4.1).
+GRABCUT_METHODS = ("backprop", "c-mwp")
+#: How a row's box was made (the ``boxing`` column): from the map binarised at ``threshold``,
+#: by grab-cut seeded from the map (:func:`gradcam_core.metrics.grabcut_box`), or fixed (baselines).
+BOXINGS = ("threshold", "grab-cut", "fixed")
 
 
 class LocalizationRun(TaskRun):
-    """Task 1's per-image table: one row per image, method and threshold (baselines have no
-    threshold) with ``top5`` (the predicted classes), ``cls_top1``, ``cls_topk``, ``loc_top1``,
-    ``loc_topk``."""
+    """Task 1's per-image table: one row per image, method and box procedure (``boxing``:
+    "threshold" rows, one per ``threshold``; "grab-cut" rows; "fixed" for the baselines, which
+    have no threshold) with ``top5`` (the predicted classes), ``cls_top1``, ``cls_topk``,
+    ``loc_top1``, ``loc_topk``."""
 
 
 @dataclass
@@ -53,11 +63,38 @@ def centre_box(size: tuple[int, int], side: float) -> np.ndarray:
     )
 
 
-def _hits(heat: np.ndarray, predicted, label: int, gt_boxes, thresholds, topk: int) -> np.ndarray:
-    """For one image and method: ``(thresholds, topk)`` hits of the boxes of its maps."""
-    boxes = [metrics.threshold_box(heat[k], t) for t in thresholds for k in range(topk)]
-    hits = metrics.localization_hits(np.tile(predicted, len(thresholds)), boxes, label, gt_boxes)
-    return hits.reshape(len(thresholds), topk)
+def _hits(heat: np.ndarray, predicted, label: int, gt_boxes, thresholds) -> np.ndarray:
+    """For one image and method: ``(thresholds, k)`` hits of the boxes of its ``k`` maps (the
+    first ``k`` predicted classes)."""
+    k = len(heat)
+    boxes = [metrics.threshold_box(heat[j], t) for t in thresholds for j in range(k)]
+    hits = metrics.localization_hits(np.tile(predicted[:k], len(thresholds)), boxes, label, gt_boxes)
+    return hits.reshape(len(thresholds), k)
+
+
+def _grabcut_hits(image: np.ndarray, heat: np.ndarray, predicted, label: int, gt_boxes) -> np.ndarray:
+    """For one image and method: ``(k,)`` hits of the grab-cut boxes of its ``k`` maps."""
+    boxes = [metrics.grabcut_box(image, heat[j]) for j in range(len(heat))]
+    return metrics.localization_hits(predicted[: len(heat)], boxes, label, gt_boxes)
+
+
+def _row(base: dict, method: str, boxing: str, threshold: float, hits, topk: int) -> dict:
+    """One result row; top-k localisation is undefined (NaN) when fewer than ``topk`` classes
+    were boxed."""
+    return {
+        **base,
+        "method": method,
+        "boxing": boxing,
+        "threshold": threshold,
+        "loc_top1": bool(hits[0]),
+        "loc_topk": bool(np.any(hits)) if len(hits) == topk else np.nan,
+    }
+
+
+def _first(batch: int, limit: int | None, seen: int) -> int:
+    """How many images of a batch fall within the first ``limit`` images of the run (all of
+    them without a limit), ``seen`` images having gone before."""
+    return batch if limit is None else max(0, min(batch, limit - seen))
 
 
 def run_localization(
@@ -67,7 +104,10 @@ def run_localization(
     thresholds=(PAPER_THRESHOLD,),
     topk=5,
     methods=METHODS_AND_BASELINES,
-    backprop_images: int | None = None,
+    image_space_images: int | None = None,
+    image_space_topk: int | None = None,
+    grabcut_images: int | None = None,
+    grabcut_methods=GRABCUT_METHODS,
     centre_box_side=0.5,
     precision="fp32",
     box_workers=0,
@@ -75,22 +115,31 @@ def run_localization(
 ) -> LocalizationRun:
     """Task 1 (paper Sec. 4.1, Table 1): for each image, the top-``topk`` classes, a map per class
     and method, a box per map and threshold, and whether classification and localisation are
-    right at top-1 and top-``topk``. One row per image, method and threshold.
+    right at top-1 and top-``topk``. One row per image, method and box procedure.
 
-    ``backprop_images`` limits the gradient-saliency ("Backprop") baseline, whose ``topk``
-    full backward passes per image cost ~10 forward passes, to the first images of the run.
-    ``box_workers`` > 1 extracts boxes in that many threads (on a GPU the boxes, on the CPU,
-    are the bottleneck); rows come out in the same order either way. ``loading``: how images
-    are loaded (:class:`~gradcam_core.tasks.common.ImageBatches`: ``batch_size``,
+    ``image_space_images`` limits the image-space methods (:data:`IMAGE_SPACE_METHODS`: gradient
+    saliency "Backprop", c-MWP, Excitation Backprop), whose backward passes cost 2-6 forward
+    passes per class, to the first images of the run, and ``image_space_topk`` (default
+    ``topk``) to the first predicted classes (with fewer than ``topk``, their top-k
+    localisation is NaN). On the first ``grabcut_images`` of those images the maps of
+    ``grabcut_methods`` (:data:`GRABCUT_METHODS`) are also boxed the paper's way for its
+    Backprop and c-MWP rows: grab-cut seeded from the map
+    (:func:`gradcam_core.metrics.grabcut_box`, rows with ``boxing`` = "grab-cut"; about 0.3 s
+    per box on a CPU core). ``box_workers`` > 1 extracts boxes in that many threads (on a GPU the boxes,
+    on the CPU, are the bottleneck); rows come out in the same order either way. ``loading``:
+    how images are loaded (:class:`~gradcam_core.tasks.common.ImageBatches`: ``batch_size``,
     ``num_workers``, ``progress``).
     """
     unknown = set(methods) - set(METHODS_AND_BASELINES)
     if unknown:
         raise ValueError(f"unknown localisation method(s) {sorted(unknown)}; known: {METHODS_AND_BASELINES}")
+    not_mapped = set(grabcut_methods) - set(MAP_METHODS)
+    if not_mapped:
+        raise ValueError(f"grab-cut boxes need a map method; got {sorted(not_mapped)}; known: {MAP_METHODS}")
     start = time.perf_counter()
     gradcam = GradCAM(model)
     cam = CAM(model) if "cam" in methods and model.spec.cam_compatible else None
-    saliency = Saliency(model) if "backprop" in methods else None
+    image_space = {name: create(name, model) for name in IMAGE_SPACE_METHODS if name in methods}
     pool = ThreadPoolExecutor(box_workers) if box_workers > 1 else None  # opencv releases the GIL
     rows = []
     batches = ImageBatches(model, records, f"Task 1 {model.name}", **loading)
@@ -102,28 +151,29 @@ def run_localization(
             per_method = {"grad-cam": gradcam.maps(forward, classes)} if "grad-cam" in methods else {}
             if cam is not None:
                 per_method["cam"] = cam.maps(forward, classes)
-        if saliency is not None:
-            limit = (
-                len(indices) if backprop_images is None else max(0, min(len(indices), backprop_images - seen))
-            )
-            if limit:  # maps for the first `limit` images of the batch only
-                per_method["backprop"] = saliency.attribute(images[:limit], classes[:limit])
+        limit = _first(len(indices), image_space_images, seen)
+        if limit:  # maps for the first `limit` images of the batch only
+            for name, explainer in image_space.items():
+                per_method[name] = explainer.attribute(images[:limit], classes[:limit, :image_space_topk])
+        grabcut_limit = min(limit, _first(len(indices), grabcut_images, seen))
         classes = classes.cpu().numpy()
-        hits_by_image = []  # per image: {method: (thresholds, topk) hits}, boxes from a thread pool if asked
+        hits_by_image = []  # per image: {(method, boxing): hits}, boxes from a thread pool if asked
         for row_in_batch, index in enumerate(indices):
             record = records[index]
             jobs = {}
+            grabcut = row_in_batch < grabcut_limit and bool(grabcut_methods)
+            image = np.asarray(data.load_rgb(record.path)) if grabcut else None
             for method, maps in per_method.items():
                 if row_in_batch < len(maps):
-                    work = (
-                        resize_to_image(maps[row_in_batch], record.size),
-                        classes[row_in_batch],
-                        record.label,
-                        record.boxes,
-                        thresholds,
-                        topk,
-                    )
-                    jobs[method] = pool.submit(_hits, *work) if pool else _hits(*work)
+                    heat = resize_to_image(maps[row_in_batch], record.size)
+                    predicted = classes[row_in_batch]
+                    work = (heat, predicted, record.label, record.boxes, thresholds)
+                    jobs[method, "threshold"] = pool.submit(_hits, *work) if pool else _hits(*work)
+                    if image is not None and method in grabcut_methods:
+                        work = (image, heat, predicted, record.label, record.boxes)
+                        jobs[method, "grab-cut"] = (
+                            pool.submit(_grabcut_hits, *work) if pool else _grabcut_hits(*work)
+                        )
             hits_by_image.append(jobs)
         for row_in_batch, index in enumerate(indices):
             record = records[index]
@@ -135,33 +185,19 @@ def run_localization(
                 "cls_top1": bool(predicted[0] == record.label),
                 "cls_topk": bool(record.label in predicted),
             }
-            for method, job in hits_by_image[row_in_batch].items():
+            for (method, boxing), job in hits_by_image[row_in_batch].items():
                 hits = job.result() if pool else job
-                for threshold, hit in zip(thresholds, hits):
-                    rows.append(
-                        {
-                            **base,
-                            "method": method,
-                            "threshold": threshold,
-                            "loc_top1": bool(hit[0]),
-                            "loc_topk": bool(hit.any()),
-                        }
-                    )
+                if boxing == "threshold":
+                    rows.extend(_row(base, method, boxing, t, hit, topk) for t, hit in zip(thresholds, hits))
+                else:
+                    rows.append(_row(base, method, boxing, np.nan, hits, topk))
             for method, box in (
                 ("full-image", np.array([0, 0, *record.size], np.float32)),
                 ("centre-box", centre_box(record.size, centre_box_side)),
             ):
                 if method in methods:
-                    hit = metrics.localization_hits(predicted, [box] * topk, record.label, record.boxes)
-                    rows.append(
-                        {
-                            **base,
-                            "method": method,
-                            "threshold": np.nan,
-                            "loc_top1": bool(hit[0]),
-                            "loc_topk": bool(hit.any()),
-                        }
-                    )
+                    hits = metrics.localization_hits(predicted, [box] * topk, record.label, record.boxes)
+                    rows.append(_row(base, method, "fixed", np.nan, hits, topk))
         seen += len(indices)
     if pool:
         pool.shutdown()

@@ -1,0 +1,89 @@
+"""Intervals and tests that fit the statistic: Wilson intervals for proportions, the paired
+bootstrap of a mean difference when two methods see the same images, McNemar's exact test for
+paired right/wrong decisions. Everything runs on plain arrays with fixed seeds (scipy).
+
+The percentile bootstrap of a proportion collapses to a point ("100.0 [100.0, 100.0]") when
+every value agrees; a Wilson interval does not, so proportions use :func:`proportion_ci`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 2000
+
+
+def proportion_ci(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``successes / n`` (scipy's
+    ``binomtest(...).proportion_ci(method="wilson")``), as fractions in [0, 1]."""
+    successes, n = int(successes), int(n)
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1; got successes={successes}, n={n}")
+    interval = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def proportion_with_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """The proportion of true values in a boolean array with its Wilson interval, all in %."""
+    values = np.asarray(values, bool)
+    low, high = proportion_ci(int(values.sum()), values.size, confidence)
+    return 100 * float(values.mean()), 100 * low, 100 * high
+
+
+class PairedDifference(NamedTuple):
+    """The mean of the per-item differences ``a - b`` (the same items measured twice), its
+    interval, and the number of pairs."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def excludes_zero(self) -> int:
+        """+1 when the whole interval is above 0, -1 when below, 0 when it contains 0."""
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+
+def paired_difference(
+    a, b, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> PairedDifference:
+    """Mean paired difference ``mean(a - b)`` over items measured by both (NaN pairs dropped)
+    with the percentile bootstrap interval that resamples the pairs (scipy.stats.bootstrap,
+    fixed seed). When every difference is equal the interval is that value (no variation)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values differ in shape: {a.shape} vs {b.shape}")
+    differences = (a - b)[np.isfinite(a) & np.isfinite(b)]
+    if differences.size == 0:
+        raise ValueError("no complete pair to compare")
+    mean = float(differences.mean())
+    if differences.size < 2 or np.all(differences == differences[0]):
+        return PairedDifference(mean, mean, mean, int(differences.size))
+    result = stats.bootstrap(
+        (differences,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return PairedDifference(mean, float(interval.low), float(interval.high), int(differences.size))
+
+
+def mcnemar_p(a, b) -> float:
+    """McNemar's exact test of paired right/wrong decisions (two boolean arrays over the same
+    items): the two-sided binomial test of the discordant pairs. 1.0 when there are none."""
+    a = np.asarray(a, bool)
+    b = np.asarray(b, bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired decisions differ in shape: {a.shape} vs {b.shape}")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    if only_a + only_b == 0:
+        return 1.0
+    return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
