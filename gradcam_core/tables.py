@@ -36,7 +36,9 @@ def _error_cell(correct: pd.Series) -> str:
 
 
 def _with_interval(value: float, low: float, high: float, digits: int = 1) -> str:
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    """``value [low, high]`` rounded to ``digits`` decimals (a rounded -0 shown as 0)."""
+    shown = [round(float(v), digits) + 0.0 for v in (value, low, high)]
+    return "{:.{d}f} [{:.{d}f}, {:.{d}f}]".format(*shown, d=digits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,10 +217,17 @@ def paired_comparison(
                 "a": round(scale * float(x.mean()), digits),
                 "b": round(scale * float(y.mean()), digits),
                 "a - b": _with_interval(scale * diff.mean, scale * diff.low, scale * diff.high, digits),
-                **({"McNemar p": float(f"{statistics.mcnemar_p(x, y):.2g}")} if binary else {}),
+                **({"McNemar p": f"{statistics.mcnemar_p(x, y):.2g}"} if binary else {}),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _comparisons(specs, metric: str, names: dict, seed: int) -> pd.DataFrame:
+    """:func:`paired_comparison` for each ``(table, label, a, b)`` of ``specs``, the non-empty
+    results one under the other, columns renamed by ``names``."""
+    parts = [paired_comparison(table, a, b, metric, label, seed=seed) for table, label, a, b in specs]
+    return _joined(parts).rename(columns=names)
 
 
 #: Task 1's comparisons of Grad-CAM with each baseline on the same images, as (label, the
@@ -260,21 +269,16 @@ def localization_comparisons(
     """Task 1's paired comparisons (:data:`LOCALIZATION_COMPARISONS`, then Grad-CAM against
     c-MWP and Backprop each at its tuned threshold on the test split): top-1 localisation
     error in %, the difference Grad-CAM minus baseline (negative: Grad-CAM localises better)."""
-    parts = []
     wrong = table.assign(loc_top1=~table["loc_top1"].astype(bool))
-    for label, a, b in LOCALIZATION_COMPARISONS:
-        parts.append(paired_comparison(wrong, a, b, "loc_top1", label, seed=seed))
+    specs = [(wrong, label, a, b) for label, a, b in LOCALIZATION_COMPARISONS]
     if tuned_rows is not None:
         wrong = tuned_rows.assign(loc_top1=~tuned_rows["loc_top1"].astype(bool))
-        for baseline in ("c-mwp", "backprop"):
-            label = f"grad-cam vs {baseline}, both tuned"
-            parts.append(
-                paired_comparison(
-                    wrong, {"method": "grad-cam"}, {"method": baseline}, "loc_top1", label, seed=seed
-                )
-            )
-    out = _joined(parts)
-    return out.rename(columns={"a": "grad-cam err", "b": "baseline err", "a - b": "difference (pp)"})
+        gradcam = {"method": "grad-cam"}
+        specs += [
+            (wrong, f"grad-cam vs {b}, both tuned", gradcam, {"method": b}) for b in ("c-mwp", "backprop")
+        ]
+    names = {"a": "grad-cam err", "b": "baseline err", "a - b": "difference (pp)"}
+    return _comparisons(specs, "loc_top1", names, seed)
 
 
 def threshold_sweep(table: pd.DataFrame) -> pd.DataFrame:
@@ -331,15 +335,25 @@ def localization_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
 POINTING_SUBSETS = {"all": None, "difficult": True}
 
 
+def _pointing_subsets(table: pd.DataFrame):
+    """Each image set of :data:`POINTING_SUBSETS` with its ground-truth-cued rows, keeping per
+    model only the methods that ran on every image of the set (c-MWP runs on the difficult
+    images by default, so it has no "all images" row)."""
+    cued = table[table["is_gt"]]
+    for subset, flag in POINTING_SUBSETS.items():
+        chosen = cued if flag is None else cued[cued["difficult"] == flag]
+        images = chosen.groupby("model")["image"].transform("nunique")
+        counts = chosen.groupby(["model", "method"])["image"].transform("nunique")
+        yield subset, chosen[counts == images]
+
+
 def pointing_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Task 2 table: per model, image set (:data:`POINTING_SUBSETS`) and method (Grad-CAM, the
     ground-truth-cued baselines such as c-MWP, the centre point), the pointing accuracy with the
     ground-truth cue in % with its 95 % Wilson interval, and the mean per-class accuracy
     (:func:`metrics.class_accuracies`) with a 95 % bootstrap interval over classes."""
     rows = []
-    cued = table[table["is_gt"]]
-    for subset, flag in POINTING_SUBSETS.items():
-        chosen = cued if flag is None else cued[cued["difficult"] == flag]
+    for subset, chosen in _pointing_subsets(table):
         for (model, method), group in chosen.groupby(["model", "method"], sort=False):
             hit = group["hit"].to_numpy(bool)
             per_class = metrics.class_accuracies(hit, group["label"].to_numpy())
@@ -363,19 +377,13 @@ def pointing_comparisons(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Task 2's paired comparisons on the same images (ground-truth cue): Grad-CAM against
     c-MWP and against the centre point, on all images and on the difficult ones; pointing
     accuracy in %, the difference with its paired bootstrap interval and McNemar's p."""
-    cued = table[table["is_gt"]]
-    parts = []
-    for subset, flag in POINTING_SUBSETS.items():
-        chosen = cued if flag is None else cued[cued["difficult"] == flag]
+    specs = []
+    for subset, chosen in _pointing_subsets(table):
         for baseline in ("c-mwp", "centre"):
             label = f"grad-cam vs {baseline}, {subset} images"
-            parts.append(
-                paired_comparison(
-                    chosen, {"method": "grad-cam"}, {"method": baseline}, "hit", label, seed=seed
-                )
-            )
-    out = _joined(parts)
-    return out.rename(columns={"a": "grad-cam (%)", "b": "baseline (%)", "a - b": "difference (pp)"})
+            specs.append((chosen, label, {"method": "grad-cam"}, {"method": baseline}))
+    names = {"a": "grad-cam (%)", "b": "baseline (%)", "a - b": "difference (pp)"}
+    return _comparisons(specs, "hit", names, seed)
 
 
 def reject_all_accuracy(table: pd.DataFrame) -> pd.Series:
@@ -503,13 +511,13 @@ def correlation_comparisons(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Task 3's paired comparisons (:data:`CORRELATION_COMPARISONS`) at each rank resolution:
     the mean Spearman correlations and the mean per-image difference with its 95 % paired
     bootstrap interval (positive: the first method agrees better with occlusion)."""
-    parts = []
+    specs = []
     for resolution, at in table.groupby("resolution", sort=False):
-        for a, b in CORRELATION_COMPARISONS:
-            size = "full resolution" if str(resolution) == "full" else f"{resolution} x {resolution}"
-            label = f"{a} vs {b}, {size}"
-            parts.append(paired_comparison(at, {"method": a}, {"method": b}, "spearman", label, seed=seed))
-    return _joined(parts)
+        size = "full resolution" if str(resolution) == "full" else f"{resolution} x {resolution}"
+        specs += [
+            (at, f"{a} vs {b}, {size}", {"method": a}, {"method": b}) for a, b in CORRELATION_COMPARISONS
+        ]
+    return _comparisons(specs, "spearman", {}, seed)
 
 
 def correlation_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:

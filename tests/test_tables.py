@@ -136,7 +136,7 @@ def test_paired_comparison_by_hand():
     assert out["images"] == 4 and out["a"] == 75.0 and out["b"] == 100.0
     diff = statistics.paired_difference([0, 1, 1, 1], [1, 1, 1, 1])
     assert out["a - b"] == f"-25.0 [{100 * diff.low:.1f}, {100 * diff.high:.1f}]"
-    assert out["McNemar p"] == 1.0  # one discordant pair
+    assert out["McNemar p"] == "1"  # one discordant pair
     # pairs only the images both sides have: c-mwp ran on i0 and i1
     out = tables.paired_comparison(
         wrong, {"method": "grad-cam", "threshold": 0.15}, {"method": "c-mwp"}, "loc_top1", "y"
@@ -258,9 +258,20 @@ def test_pointing_comparisons_pair_images():
     both = out.loc["grad-cam vs centre, all images"]
     # grad-cam hits a, misses b; centre misses a, hits b: difference 0, McNemar p 1
     assert both["images"] == 2 and both["grad-cam (%)"] == 50.0 and both["baseline (%)"] == 50.0
-    assert both["McNemar p"] == 1.0
+    assert both["McNemar p"] == "1"
     assert out.loc["grad-cam vs centre, difficult images", "images"] == 1
     assert not any("c-mwp" in label for label in out.index)  # c-mwp did not run
+
+
+def test_a_method_run_on_the_difficult_images_only_has_no_all_images_row():
+    table = _pointing_table()
+    cmwp = table[table["is_gt"] & table["difficult"]].assign(method="c-mwp", hit=False)
+    both = pd.concat([table, cmwp], ignore_index=True)
+    out = tables.pointing_comparisons(both).set_index("comparison")
+    assert list(out.index) == ["grad-cam vs c-mwp, difficult images"]
+    assert out.iloc[0]["difference (pp)"] == "100.0 [100.0, 100.0]" and out.iloc[0]["images"] == 1
+    summary = tables.pointing_summary(both).set_index(["images", "method"])
+    assert ("difficult", "c-mwp") in summary.index and ("all", "c-mwp") not in summary.index
 
 
 def test_pointing_vs_paper_rows():
