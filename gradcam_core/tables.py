@@ -48,20 +48,20 @@ def _with_interval(value: float, low: float, high: float, digits: int = 1) -> st
 
 def verdicts_html(verdicts: pd.DataFrame, page_folder: str = "book") -> str:
     """The verdict table (:func:`gradcam_core.claims.verdict_table`) as HTML for a book page in
-    ``page_folder``: claim, paper, this report, verdict, and a link to the section that shows
-    it; extensions of the seed reproduction marked as such."""
+    ``page_folder``: the claim (its id linking to the section that shows it), the paper's
+    numbers, this report's and the verdict; extensions of the seed reproduction marked as such."""
     depth = len(Path(page_folder).parts)
     rows = []
     for r in verdicts.to_dict("records"):
-        target = "../" * depth + r["link"] + ".html"
+        target = html.escape("../" * depth + r["link"] + ".html")
         kind = "" if r["kind"] == "paper" else " <em>(extension of the seed reproduction)</em>"
         rows.append(
             {
-                "claim": f"<b>{html.escape(r['claim'])}</b>{kind}<br>{html.escape(r['statement'])}",
-                "paper": html.escape(f"{r['section']}: {r['paper']}"),
+                "claim": f'<a href="{target}"><b>{html.escape(r["claim"])}</b></a>{kind}<br>'
+                f"{html.escape(r['statement'])}",
+                "paper": f"<small>{html.escape(r['section'])}</small><br>{html.escape(r['paper'])}",
                 "this report": html.escape(r["this report"]).replace(" | ", "<br>").replace("; ", "<br>"),
                 "verdict": f"<b>{html.escape(r['verdict'])}</b>",
-                "section": f'<a href="{html.escape(target)}">{html.escape(r["link"].rsplit("/", 1)[-1])}</a>',
             }
         )
     return pd.DataFrame(rows).to_html(index=False, escape=False, border=0, classes="verdicts")

@@ -606,3 +606,38 @@ def test_standin_accuracy_per_dataset(tmp_path):
     assert table.to_dict("records") == [
         {"model": "mnist-cnn", "train images": 8000, "test images": 40, "test accuracy": expected}
     ]
+
+
+# ------------------------------------------------------------------------------ the verdicts
+
+
+def test_verdicts_html_links_each_claim_to_its_section():
+    verdicts = pd.DataFrame(
+        [
+            {
+                "claim": "T1-x",
+                "kind": "paper",
+                "section": "Sec. 4.1",
+                "statement": "A <beats> B",
+                "paper": "56.51 vs 70.92",
+                "this report": "m: 1.0 vs 2.0; n: 3.0 vs 4.0",
+                "verdict": "reproduced",
+                "link": "notebooks/01_localization",
+            },
+            {
+                "claim": "X7-y",
+                "kind": "extension",
+                "section": "seed Task 7",
+                "statement": "s",
+                "paper": "p",
+                "this report": "",
+                "verdict": "not run (no file)",
+                "link": "notebooks/07_contrastivity_fidelity",
+            },
+        ]
+    )
+    page = tables.verdicts_html(verdicts)
+    assert '<a href="../notebooks/01_localization.html"><b>T1-x</b></a>' in page
+    assert "A &lt;beats&gt; B" in page and "m: 1.0 vs 2.0<br>n: 3.0 vs 4.0" in page
+    assert page.count("extension of the seed reproduction") == 1 and "<b>not run (no file)</b>" in page
+    assert '<a href="../../notebooks/01_localization.html">' in tables.verdicts_html(verdicts, "book/sub")
