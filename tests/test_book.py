@@ -93,3 +93,19 @@ def test_results_page_has_every_task(book_html, browser):
     for heading in ("Task 1", "Task 2", "Task 3", "Task 4", "Task 5", "Task 6", "Task 7"):
         assert heading in text
     assert "densenet121-A" in text and "cifar10-cnn" in text
+
+
+def test_results_page_shows_every_claim_with_a_verdict_and_a_working_link(book_html, browser):
+    from gradcam_core import claims
+
+    browser.get((book_html / "book" / "results_vs_paper.html").as_uri())
+    table = browser.find_element("css selector", "table.verdicts")
+    rows = table.find_elements("css selector", "tbody tr")
+    registry = claims.load_claims()
+    assert len(rows) == len(registry)
+    for row, claim in zip(rows, registry):
+        cells = row.find_elements("tag name", "td")
+        assert claim["id"] in cells[0].text
+        assert any(cells[3].text.startswith(verdict) for verdict in claims.VERDICTS), cells[3].text
+        href = cells[0].find_element("tag name", "a").get_attribute("href")
+        assert href.startswith("file://") and Path(href.removeprefix("file://")).is_file(), href
