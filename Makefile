@@ -4,9 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-12)
 # task notebooks first: the book's own notebooks (results, provenance) read their results files
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) book/results_vs_paper.ipynb book/provenance.ipynb
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) book/results_vs_paper.ipynb book/provenance.ipynb book/intro.ipynb
+# where `make publish` pushes the gh-pages branch: a remote's name or a repository's path or URL
+PUBLISH_REMOTE ?= origin
 
-.PHONY: venv data lint format test notebooks book html bench clean
+.PHONY: venv data lint format test notebooks book html publish bench clean help
 
 # the pinned requirements, then gradcam_core itself, editable (pyproject.toml; its dependencies are requirements.txt)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -40,9 +42,16 @@ book: notebooks html  ## execute the notebooks, then render the book
 html: venv  ## render the committed (executed) notebooks and chapters into _build/html, warnings as errors
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
+publish: html  ## render, then push _build/html to the gh-pages branch of PUBLISH_REMOTE (ghp-import, .nojekyll)
+	$(VENV)/bin/ghp-import -n -p -f -r $(PUBLISH_REMOTE) \
+	  -m "The book, built from commit $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" _build/html
+
 bench: data  ## benchmarks: every explainer vs its peer and floor, Task 1 end to end; Grad-CAM top-5 cost
 	$(PY) benchmarks/bench_explainers.py
 	$(PY) benchmarks/bench_gradcam.py
 
 clean:
 	rm -rf _build
+
+help:  ## this list of targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /\1\t/' | expand -t 12

@@ -232,7 +232,18 @@ def validate_claim(claim) -> None:
     for name in PAPER_FIELDS:
         if not isinstance(claim["paper"].get(name), str) or not claim["paper"][name]:
             _fail(claim_id, f"paper.{name}", "is required (text)")
+    effect = claim["paper"].get("effect")
+    steps = len(claim["rule"].get("steps", [])) if isinstance(claim["rule"], dict) else 0
+    if effect is not None and not (
+        (steps and isinstance(effect, list) and len(effect) == steps and all(_is_number(e) for e in effect))
+        or (not steps and _is_number(effect))
+    ):
+        _fail(claim_id, "paper.effect", "must be a number (a list of one per step for a chain)")
     _check_rule(claim_id, claim["rule"])
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
@@ -357,6 +368,13 @@ def _fmt(value: float, scale: float) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
+def _fmt_interval(difference: statistics.PairedDifference, scale: float) -> str:
+    """A paired difference with its interval, scaled (:func:`statistics.format_interval`)."""
+    return statistics.format_interval(
+        scale * difference.mean, scale * difference.low, scale * difference.high, _digits(scale)
+    )
+
+
 def _values(table: pd.DataFrame, column: str, as_error: bool) -> tuple[np.ndarray, bool]:
     values, binary = as_numbers(table[column])
     if as_error:
@@ -453,8 +471,8 @@ def evaluate_ordering(rule: dict, results_dir: str | Path, cache: dict | None = 
         a, b = float(group["a"][complete].mean()), float(group["b"][complete].mean())
         per_model[model] = {"a": a, "b": b, "difference": difference, "outcome": outcome}
         lines.append(
-            f"{model}: {_fmt(a, scale)} vs {_fmt(b, scale)}, diff {_fmt(difference.mean, scale)} "
-            f"({_fmt(difference.low, scale)} to {_fmt(difference.high, scale)}), n={difference.n}"
+            f"{model}: {_fmt(a, scale)} vs {_fmt(b, scale)}, diff {_fmt_interval(difference, scale)}, "
+            f"n={difference.n}"
         )
     if not per_model:
         keys = ", ".join(rule.get("pair_on", ["image"]))
@@ -521,8 +539,7 @@ def evaluate_absolute(rule: dict, results_dir: str | Path, cache: dict | None = 
             per_model[model] = {"a": a, "b": b, "difference": difference}
             lines.append(
                 f"{model}: {metric} {_fmt(a, scale)} vs {metric_b} {_fmt(b, scale)}, diff "
-                f"{_fmt(difference.mean, scale)} ({_fmt(difference.low, scale)} to "
-                f"{_fmt(difference.high, scale)}), n={difference.n}"
+                f"{_fmt_interval(difference, scale)}, n={difference.n}"
             )
             continue
         values = values[np.isfinite(values)]
@@ -536,7 +553,9 @@ def evaluate_absolute(rule: dict, results_dir: str | Path, cache: dict | None = 
         value = float(values.mean())
         per_model[model] = {"value": value, "low": low, "high": high, "n": int(values.size)}
         lines.append(
-            f"{model}: {_fmt(value, scale)} ({_fmt(low, scale)} to {_fmt(high, scale)}), n={values.size}"
+            f"{model}: "
+            f"{statistics.format_interval(scale * value, scale * low, scale * high, _digits(scale))}, "
+            f"n={values.size}"
         )
     if not per_model:
         return Verdict(NOT_RUN, f"no values of {metric} for {_describe_filter(rule.get('where') or {})}")
@@ -585,3 +604,66 @@ def verdict_table(results_dir: str | Path, claims: list[dict] | None = None) -> 
             }
         )
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS)).fillna("")
+
+
+#: The columns of :func:`effects_table`.
+EFFECT_COLUMNS = ("claim", "label", "model", "estimate", "low", "high", "paper", "unit", "kind")
+
+
+#: How a metric's difference reads on the forest plot's axis.
+UNIT_NAMES = {
+    "spearman": "Spearman correlation with occlusion",
+    "ratio_inside": "share of activated pixels in the box",
+    "contrastivity": "contrastivity",
+}
+
+
+def _unit(rule: dict) -> str:
+    if rule.get("scale", 1) == 100:
+        return "percentage points"
+    return UNIT_NAMES.get(rule["metric"], rule["metric"].replace("_", " "))
+
+
+def effects_table(results_dir: str | Path, claims: list[dict] | None = None) -> pd.DataFrame:
+    """The forest plot's rows: per ordering claim (per step of a chain) and model, this
+    report's paired difference ``a - b`` with its 95 % interval, scaled as the claim's rule says,
+    beside the paper's ``a - b`` (``paper.effect`` in the registry; NaN where it gives none).
+    Claims that were not run, are not testable or state absolute values have no row."""
+    claims = load_claims() if claims is None else claims
+    cache: dict = {}
+    rows = []
+    for claim in claims:
+        rule = claim["rule"]
+        if rule["type"] not in ("ordering", "chain"):
+            continue
+        verdict = evaluate(claim, results_dir, cache)
+        if rule["type"] == "ordering":
+            parts = [(claim["id"], verdict.per_model, claim["paper"].get("effect"))]
+        else:
+            effects = claim["paper"].get("effect") or [None] * len(rule["steps"])
+            parts = [
+                (
+                    f"{claim['id']}: {label}",
+                    verdict.steps[label].per_model if label in verdict.steps else {},
+                    effect,
+                )
+                for label, effect in zip((step_label(step) for step in chain_steps(rule)), effects)
+            ]
+        scale = rule.get("scale", 1)
+        for label, per_model, paper in parts:
+            for model, numbers in per_model.items():
+                difference = numbers["difference"]
+                rows.append(
+                    {
+                        "claim": claim["id"],
+                        "label": label,
+                        "model": model,
+                        "estimate": scale * difference.mean,
+                        "low": scale * difference.low,
+                        "high": scale * difference.high,
+                        "paper": np.nan if paper is None else float(paper),
+                        "unit": _unit(rule),
+                        "kind": claim["kind"],
+                    }
+                )
+    return pd.DataFrame(rows, columns=list(EFFECT_COLUMNS))

@@ -28,6 +28,20 @@ def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
     return out.view_as(maps)
 
 
+def for_display(maps: torch.Tensor) -> torch.Tensor:
+    """Maps as figures draw them: non-negative maps (the CAM family) by :func:`normalize_maps`;
+    a map with negative values (Integrated Gradients, GradientSHAP) divided by its largest
+    absolute value, to [-1, 1] with 0 kept at 0 and the sign kept (drawn on a diverging
+    colormap centred at 0)."""
+    if not torch.isfinite(maps).all():
+        raise ValueError("maps contain NaN or inf values; cannot scale them for display")
+    flat = maps.flatten(-2)
+    signed = (flat < 0).any(-1, keepdim=True)
+    extent = flat.abs().max(-1, keepdim=True).values
+    scaled = flat / torch.where(extent > 0, extent, torch.ones_like(extent))
+    return torch.where(signed, scaled, normalize_maps(maps).flatten(-2)).view_as(maps)
+
+
 def positive_part(maps: torch.Tensor) -> torch.Tensor:
     """``ReLU`` of signed maps: the evidence *for* a class (paper Eq. 2 applies it to the CAM
     family; for signed attributions such as Integrated Gradients it drops the evidence against)."""

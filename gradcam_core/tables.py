@@ -23,9 +23,10 @@ def error_with_ci(correct) -> tuple[float, float, float]:
 
 
 def _interval(values, seed: int) -> str:
-    """The 95 % bootstrap interval of the mean of ``values`` as ``[low, high]``, 3 decimals."""
+    """The 95 % bootstrap interval of the mean of ``values`` as ``low-high``, 3 decimals
+    (:func:`gradcam_core.statistics.format_bounds`)."""
     low, high = metrics.bootstrap_ci(values, seed=seed)
-    return f"[{low:.3f}, {high:.3f}]"
+    return statistics.format_bounds(low, high, 3)
 
 
 def _error_cell(correct: pd.Series) -> str:
@@ -35,10 +36,10 @@ def _error_cell(correct: pd.Series) -> str:
     return _with_interval(*error_with_ci(made.astype(bool))) if len(made) else "n/a"
 
 
-def _with_interval(value: float, low: float, high: float, digits: int = 1) -> str:
-    """``value [low, high]`` rounded to ``digits`` decimals (a rounded -0 shown as 0)."""
-    shown = [round(float(v), digits) + 0.0 for v in (value, low, high)]
-    return "{:.{d}f} [{:.{d}f}, {:.{d}f}]".format(*shown, d=digits)
+def _with_interval(value: float, low: float, high: float, digits: int | None = None) -> str:
+    """``value (low-high)`` rounded to ``digits`` decimals, by default to what the interval
+    supports (:func:`gradcam_core.statistics.format_interval`)."""
+    return statistics.format_interval(value, low, high, digits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ def verdicts_html(verdicts: pd.DataFrame, page_folder: str = "book") -> str:
     rows = []
     for r in verdicts.to_dict("records"):
         target = html.escape("../" * depth + r["link"] + ".html")
-        kind = "" if r["kind"] == "paper" else " <em>(extension of the seed reproduction)</em>"
+        kind = "" if r["kind"] == "paper" else " <em>(extension of the DD2412 reproduction)</em>"
         rows.append(
             {
                 "claim": f'<a href="{target}"><b>{html.escape(r["claim"])}</b></a>{kind}<br>'
@@ -318,7 +319,7 @@ def localization_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
         (f"paper Table 1 ({p['status']})", f"{p['method']} ({paper_boxes.get(p['method'], '15% of max')})", p)
         for p in paper
     ]
-    references += [("seed reproduction", "grad-cam (15% of max)", s) for s in seed]
+    references += [("DD2412 reproduction", "grad-cam (15% of max)", s) for s in seed]
     for source, method, reference in references:
         values = {name: reference[key.replace("topk", "top5")] for key, name in _LOCALIZATION_COLUMNS}
         rows.append(_source_row(source, reference["model"], method=method, **values))
@@ -371,6 +372,17 @@ def pointing_summary(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def pointing_saturation(summary: pd.DataFrame) -> str:
+    """Per model, Grad-CAM's and the centre point's accuracy on all images
+    (:func:`pointing_summary`), as text for the page: how close a fixed guess comes."""
+    every = summary[summary["images"] == "all"].set_index(["model", "method"])["accuracy"]
+    return "; ".join(
+        f"{model}: Grad-CAM {every[(model, 'grad-cam')]} %, centre point {every[(model, 'centre')]} %"
+        for model in dict.fromkeys(every.index.get_level_values("model"))
+        if (model, "grad-cam") in every and (model, "centre") in every
+    )
 
 
 def pointing_comparisons(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -428,7 +440,7 @@ def pointing_vs_paper(curve: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     for s in load_reference("seed")["task2_pointing_game_ilsvrc15_val"]:
         values = {"method": "grad-cam", accuracy: f"{100 * s['accuracy']:.2f}"}
         rows.append(
-            _source_row("seed reproduction, ILSVRC val, top-1 cue, no tolerance", s["model"], **values)
+            _source_row("DD2412 reproduction, ILSVRC val, top-1 cue, no tolerance", s["model"], **values)
         )
     return pd.DataFrame(rows)
 
@@ -529,7 +541,7 @@ def correlation_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
     out.columns = [f"{model}, {resolution}" for model, resolution in out.columns]
     out = out.astype(object).where(out.notna(), "n/a")
     out["paper (VOC 2007, 2510 images)"] = [paper.get(m, "n/a") for m in out.index]
-    out["seed (120 ILSVRC images, argsort bug)"] = [
+    out["DD2412 (120 ILSVRC images, argsort bug)"] = [
         seed[m]["mean"] if m in seed else "n/a" for m in out.index
     ]
     return out.reset_index()
@@ -601,7 +613,8 @@ def trust_summary_by_rater(signed: pd.DataFrame | None, seed: int = 0) -> pd.Dat
     test["mean"] = test["method"].map(by_rating.mean().round(3))  # NaN on the difference rows
     test["std"] = test["method"].map(by_rating.std(ddof=1).round(3))
     test["95% CI (raters resampled)"] = [
-        f"[{low:.3f}, {high:.3f}]" for low, high in zip(test["95% CI low"], test["95% CI high"])
+        statistics.format_bounds(low, high, 3) if np.isfinite(low) else ""
+        for low, high in zip(test["95% CI low"], test["95% CI high"])
     ]
     test["Wilcoxon p (rater means vs 0)"] = test["Wilcoxon p"]
     return test[TRUST_BY_RATER_COLUMNS]
@@ -645,7 +658,7 @@ def trust_vs_paper(summary: pd.DataFrame, methods) -> pd.DataFrame:
                 "this study": ours.get(m, np.nan),
                 "ratings": counts.get(m, 0),
                 "paper (VGG-16 vs AlexNet, 54 workers)": paper.get(m, np.nan),
-                "seed": seed.get(m, np.nan),
+                "DD2412": seed.get(m, np.nan),
             }
             for m in methods
         ]
@@ -658,13 +671,15 @@ def trust_vs_paper(summary: pd.DataFrame, methods) -> pd.DataFrame:
 
 
 def auc_summary(auc: pd.DataFrame) -> pd.DataFrame:
-    """Per-finding ROC AUC rounded, plus the mean over findings that have an AUC."""
+    """Per-finding ROC AUC rounded ("n/a" where the held-out images have no positive or no
+    negative), plus the mean over findings that have an AUC (its negatives cell empty: each
+    image counts as a negative of several findings, so they do not add up)."""
     out = auc.copy()
     out["auc"] = out["auc"].round(3)
     mean = {
         "finding": "mean (findings with an AUC)",
         "positives": int(out["positives"].sum()),
-        "negatives": np.nan,
+        "negatives": "",
         "auc": round(float(auc["auc"].dropna().mean()), 3),
     }
     return pd.concat([out, pd.DataFrame([mean])], ignore_index=True)
@@ -700,7 +715,7 @@ def xray_vs_seed(summary: pd.DataFrame, threshold: float = metrics.SEED_RATIO_TH
     ours = part.pivot(index="model", columns="method", values="ratio inside box")
     ours.index = [f"this report: {m}" for m in ours.index]
     seed = pd.DataFrame(load_reference("seed")["task5_chest_xray_ratio_inside_box"]).set_index("model")
-    seed.index = [f"seed: {m}" for m in seed.index]
+    seed.index = [f"DD2412: {m}" for m in seed.index]
     out = pd.concat([ours, seed[[c for c in seed.columns if c in ours.columns]]])
     out.index.name = "model"
     return out.reset_index()
@@ -778,7 +793,7 @@ def sensitivity_vs_seed(summary: pd.DataFrame) -> pd.DataFrame:
     ]
     for s in load_reference("seed")["task6_sensitivity_single_pixel"]:
         values = {f"{when} {stat}": s[when][stat] for when in ("before", "after") for stat in _STATISTICS}
-        rows.append(_source_row("seed reproduction", s["model"], **values))
+        rows.append(_source_row("DD2412 reproduction", s["model"], **values))
     return pd.DataFrame(rows)
 
 
@@ -826,6 +841,25 @@ def fgsm_summary(table: pd.DataFrame) -> pd.DataFrame:
         "rank_corr_adversarial": "rank corr, adversarial class",
     }
     return out.round(3).rename(columns=names).reset_index()
+
+
+def epsilon_label(epsilon: float) -> str:
+    """An FGSM step in the units it is chosen in: ``k/255`` of the [0, 1] pixel range."""
+    k = round(float(epsilon) * 255, 2)
+    return "0" if k == 0 else f"{k:g}/255"
+
+
+def fgsm_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`fgsm_summary` as the page shows it: epsilon as ``k/255``, rates in % to one
+    decimal (48 images cannot support more), correlations to two; "n/a" where no attack
+    succeeded (there is no adversarial class at epsilon 0)."""
+    shown = summary.copy()
+    shown["epsilon"] = shown["epsilon"].map(epsilon_label)
+    for column in ("success (%)", "pointing hit, true class (%)"):
+        shown[column] = shown[column].map("{:.1f}".format)
+    for column in ("rank corr, true class", "rank corr, adversarial class"):
+        shown[column] = shown[column].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}")
+    return shown.rename(columns={"epsilon": "epsilon (of 0-1 range)"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -913,11 +947,11 @@ def fidelity_vs_seed(summary: pd.DataFrame, dataset: str, model: str) -> pd.Data
                     "threshold": r["threshold"],
                     "method": r["method"],
                     "this report": r[metric],
-                    "seed": seed.get(f"{metric}_{pct}", {}).get(seed_name, "n/a"),
+                    "DD2412": seed.get(f"{metric}_{pct}", {}).get(seed_name, "n/a"),
                 }
             )
     table = pd.DataFrame(rows)
-    return table.pivot(index=["metric", "threshold"], columns="method", values=["this report", "seed"])
+    return table.pivot(index=["metric", "threshold"], columns="method", values=["this report", "DD2412"])
 
 
 def fidelity_conclusions(summary: pd.DataFrame) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,23 @@ from gradcam_core import data, models
 from gradcam_core.tasks import user_study
 
 torch.set_num_threads(2)
+
+BOOK_TESTS = Path(__file__).with_name("test_book.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the book's browser tests (tests/test_book.py) last in the session.
+
+    ``pytest`` collects ``tests`` before ``notebooks`` and ``book`` (pytest.ini: testpaths), so the
+    book tests would build the book before nbval has re-executed the notebooks. On a fresh clone
+    (CI) ``results/`` exists only after that re-execution, and the book copies the results CSVs its
+    task pages link only when ``results/`` exists at build time: run first, the CSV-link check could
+    only see that the links exist, never that they resolve. Moved to the end (in their own order),
+    the book is built from the notebooks' fresh outputs and results, and checked as published."""
+    book, others = [], []
+    for item in items:
+        (book if item.path == BOOK_TESTS else others).append(item)
+    items[:] = others + book
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +75,7 @@ def study_dir(tmp_path_factory, squeezenet, mobilenet, ilsvrc_records):
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
+WINDOW = (1400, 1000)  # px: a desktop layout (sidebar, text column, page outline)
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +102,10 @@ def browser():
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1400,1000",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_window_size(*WINDOW)  # fixed, so that the book's layout and the widths measured are too
     yield driver
     driver.quit()

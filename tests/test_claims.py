@@ -153,7 +153,7 @@ def test_inconclusive_when_every_interval_contains_zero(tmp_path):
     verdict = claims.evaluate(localization_ordering(), tmp_path)
     assert verdict.verdict == claims.INCONCLUSIVE and verdict.reason == ""
     # identical decisions: a zero difference with a zero-width interval, still not excluding 0
-    assert "m2: 50.0 vs 50.0, diff 0.0 (0.0 to 0.0), n=20" in verdict.this_report
+    assert "m2: 50.0 vs 50.0, diff 0.0 (0.0-0.0), n=20" in verdict.this_report
 
 
 def test_direction_higher_and_lower_on_a_continuous_metric(tmp_path):
@@ -176,7 +176,7 @@ def test_direction_higher_and_lower_on_a_continuous_metric(tmp_path):
     higher = claims.evaluate(claim(rule), tmp_path)
     assert higher.verdict == REPRODUCED
     assert re.fullmatch(
-        r"m1: \d\.\d{3} vs \d\.\d{3}, diff 0\.2\d\d \(0\.\d{3} to 0\.\d{3}\), n=30", higher.this_report
+        r"m1: \d\.\d{3} vs \d\.\d{3}, diff 0\.2\d\d \(0\.\d{3}-0\.\d{3}\), n=30", higher.this_report
     )
     assert claims.evaluate(claim({**rule, "better": "lower"}), tmp_path).verdict == NOT_REPRODUCED
     swapped = {**rule, "a": rule["b"], "b": rule["a"], "better": "lower"}
@@ -510,7 +510,7 @@ def test_absolute_values_are_shown_with_intervals_and_never_judged(tmp_path):
     verdict = claims.evaluate(claim(rule), tmp_path)
     assert verdict.verdict == NOT_TESTABLE and verdict.reason == claims.ABSOLUTE_REASON
     low, high = statistics.proportion_ci(4, 20)  # 4 errors in 20: the Wilson interval
-    assert verdict.this_report == f"m1: 20.0 ({100 * low:.1f} to {100 * high:.1f}), n=20"
+    assert verdict.this_report == f"m1: 20.0 ({100 * low:.1f}-{100 * high:.1f}), n=20"
     own = claims.evaluate(claim({**rule, "reason": "VGG-16 only"}), tmp_path)
     assert own.label == "not testable here (VGG-16 only)"
     assert claims.evaluate(claim({**rule, "where": {"method": "none"}}), tmp_path).verdict == NOT_RUN
@@ -527,10 +527,10 @@ def test_absolute_continuous_values_and_paired_columns(tmp_path):
     values = np.array([0.1 * (i % 4) + 0.05 for i in range(8)])
     interval = statistics.paired_difference(values, np.zeros(8), seed=0)
     single = claims.evaluate(claim(rule), tmp_path)
-    assert single.this_report == f"m1: {values.mean():.3f} ({interval.low:.3f} to {interval.high:.3f}), n=8"
+    assert single.this_report == f"m1: {values.mean():.3f} ({interval.low:.3f}-{interval.high:.3f}), n=8"
     paired = claims.evaluate(claim({**rule, "metric_b": "before"}), tmp_path)
     assert paired.verdict == NOT_TESTABLE
-    assert paired.this_report == "m1: after 0.200 vs before 0.150, diff 0.050 (0.050 to 0.050), n=8"
+    assert paired.this_report == "m1: after 0.200 vs before 0.150, diff 0.050 (0.050-0.050), n=8"
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,3 +673,31 @@ def test_verdict_table_rows_from_hand_made_results(tmp_path):
 def test_shown_numbers_use_the_scale_and_never_read_minus_zero():
     assert claims._fmt(-0.6, 100) == "-60.0" and claims._fmt(0.2544, 1) == "0.254"
     assert claims._fmt(-1e-17, 100) == "0.0" and claims._fmt(-1e-17, 1) == "0.000"
+
+
+# --------------------------------------------------------------------------------------------
+# The forest plot's rows
+# --------------------------------------------------------------------------------------------
+
+
+def test_effects_table_holds_each_models_paired_difference_beside_the_papers(tmp_path):
+    write(tmp_path, LOCALIZATION, localization_rows({"m1": (RIGHT_16, RIGHT_4), "m2": (MIXED_A, MIXED_B)}))
+    entry = localization_ordering()
+    entry["paper"]["effect"] = -14.41
+    claims.validate_claim(entry)
+    not_run = claim({"type": "not_run", "reason": "no raters"}, "other")
+    effects = claims.effects_table(tmp_path, [entry, not_run]).set_index("model")
+    assert list(effects.index) == ["m1", "m2"]  # the not-run claim has no row
+    d = statistics.paired_difference(np.subtract(1, RIGHT_16), np.subtract(1, RIGHT_4), seed=0)
+    assert effects.loc["m1", ["estimate", "low", "high"]].tolist() == pytest.approx(
+        [100 * d.mean, 100 * d.low, 100 * d.high]
+    )
+    assert effects.loc["m1", "estimate"] == pytest.approx(-60.0)  # 20 % vs 80 % error
+    assert effects["paper"].tolist() == [-14.41, -14.41] and set(effects["unit"]) == {"percentage points"}
+
+
+def test_a_paper_effect_must_be_a_number_or_one_per_chain_step():
+    entry = localization_ordering()
+    entry["paper"]["effect"] = "big"
+    with pytest.raises(claims.ClaimError, match="paper.effect"):
+        claims.validate_claim(entry)

@@ -115,3 +115,12 @@ def test_gradient_image_by_hand():
 
 
 # ------------------------------------------------------------------------------ analysis (SYNTHETIC data)
+
+
+def test_for_display_keeps_the_sign_of_signed_maps_and_normalises_the_others():
+    signed = torch.tensor([[[-2.0, 1.0], [0.0, 0.5]]])
+    positive = torch.tensor([[[1.0, 3.0], [2.0, 1.0]]])
+    out = maps.for_display(torch.stack([signed, positive]))
+    assert torch.equal(out[0], torch.tensor([[[-1.0, 0.5], [0.0, 0.25]]]))  # divided by max |value|
+    assert torch.equal(out[1], torch.tensor([[[0.0, 1.0], [0.5, 0.0]]]))  # min-max, as normalize_maps
+    assert torch.equal(maps.for_display(torch.zeros(1, 2, 2)), torch.zeros(1, 2, 2))

@@ -113,3 +113,17 @@ def test_mcnemar_without_discordant_pairs_is_one_and_refuses_unequal_shapes():
     assert statistics.mcnemar_p([True, False], [True, False]) == 1.0
     with pytest.raises(ValueError, match="differ in shape"):
         statistics.mcnemar_p([True, False], [True])
+
+
+@pytest.mark.parametrize(
+    "value, low, high, digits, expected",
+    [
+        (57.71, 55.03, 60.31, None, "57.7 (55.0-60.3)"),  # half-width 2.6: one decimal
+        (0.5391, 0.5112, 0.5671, None, "0.539 (0.511-0.567)"),  # half-width 0.028: three
+        (56.0, 45.8, 65.8, None, "56 (46-66)"),  # half-width 10: none
+        (-18.0, -24.0, -12.0, 1, "-18.0 (-24.0 to -12.0)"),  # negative bounds read with "to"
+        (-0.01, -0.04, 0.0001, 1, "0.0 (0.0-0.0)"),  # rounded -0 prints as 0
+    ],
+)
+def test_format_interval_rounds_to_what_the_interval_supports(value, low, high, digits, expected):
+    assert statistics.format_interval(value, low, high, digits) == expected

@@ -26,7 +26,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def _wilson_cell(successes: int, n: int) -> str:
     """The table cell of an error of ``successes`` out of ``n`` with its Wilson interval, in %."""
     low, high = statistics.proportion_ci(successes, n)
-    return f"{100 * successes / n:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    d = statistics.digits_for(100 * low, 100 * high)  # the interval's precision (test_statistics)
+    return f"{100 * successes / n:.{d}f} ({100 * low:.{d}f}-{100 * high:.{d}f})"
 
 
 def test_error_with_ci_is_a_wilson_interval():
@@ -80,7 +81,7 @@ def test_localization_summary_errors_by_hand():
     assert summary.loc["grad-cam", "loc top-1 err"] == _wilson_cell(3, 4)
     assert summary.loc["grad-cam", "loc top-5 err"] == _wilson_cell(2, 4)
     assert summary.loc["full-image", "loc top-1 err"] == _wilson_cell(4, 4)
-    assert summary.loc["full-image", "loc top-1 err"].startswith("100.0 [51.0, 100.0]")
+    assert summary.loc["full-image", "loc top-1 err"].startswith("100 (51-100)")
     assert summary.loc["grad-cam", "images"] == 4 and summary.loc["full-image", "images"] == 4
     assert (
         summary.loc["grad-cam", "boxes"] == "15% of max" and summary.loc["full-image", "boxes"] == "fixed box"
@@ -135,7 +136,7 @@ def test_paired_comparison_by_hand():
     # grad-cam wrong on i1, i2, i3; full-image wrong everywhere: differences -1, 0, 0, 0
     assert out["images"] == 4 and out["a"] == 75.0 and out["b"] == 100.0
     diff = statistics.paired_difference([0, 1, 1, 1], [1, 1, 1, 1])
-    assert out["a - b"] == f"-25.0 [{100 * diff.low:.1f}, {100 * diff.high:.1f}]"
+    assert out["a - b"] == f"-25.0 ({100 * diff.low:.1f} to {100 * diff.high + 0.0:.1f})"
     assert out["McNemar p"] == "1"  # one discordant pair
     # pairs only the images both sides have: c-mwp ran on i0 and i1
     out = tables.paired_comparison(
@@ -177,7 +178,7 @@ def test_localization_vs_paper_puts_the_references_beside_ours():
     assert paper["method"].item() == "grad-cam (15% of max)"
     cmwp = table[table["source"].str.startswith("paper") & table["method"].str.startswith("c-mwp")]
     assert cmwp["method"].item() == "c-mwp (grab-cut)" and cmwp["loc top-1 err"].item() == "70.92"
-    seed = table[(table["source"] == "seed reproduction") & (table["model"] == "googlenet")]
+    seed = table[(table["source"] == "DD2412 reproduction") & (table["model"] == "googlenet")]
     assert seed["loc top-5 err"].item() == "45.44" and seed["method"].item() == "grad-cam (15% of max)"
 
 
@@ -247,7 +248,9 @@ def test_pointing_summary_mean_per_class_accuracy_by_hand():
     assert gradcam["n"] == 4 and gradcam["accuracy"] == _wilson_cell(2, 4)
     # per class: 2/3 and 0/1 -> mean 33.3 %
     low, high = metrics.bootstrap_ci(np.array([2 / 3, 0.0]))
-    assert gradcam["mean per-class accuracy"] == f"33.3 [{100 * low:.1f}, {100 * high:.1f}]"
+    assert (
+        gradcam["mean per-class accuracy"] == f"33 ({100 * low:.0f}-{100 * high:.0f})"
+    )  # half-width 33: no decimal
     assert summary.loc["centre", "accuracy"] == _wilson_cell(4, 4)
 
 
@@ -269,7 +272,7 @@ def test_a_method_run_on_the_difficult_images_only_has_no_all_images_row():
     both = pd.concat([table, cmwp], ignore_index=True)
     out = tables.pointing_comparisons(both).set_index("comparison")
     assert list(out.index) == ["grad-cam vs c-mwp, difficult images"]
-    assert out.iloc[0]["difference (pp)"] == "100.0 [100.0, 100.0]" and out.iloc[0]["images"] == 1
+    assert out.iloc[0]["difference (pp)"] == "100.0 (100.0-100.0)" and out.iloc[0]["images"] == 1
     summary = tables.pointing_summary(both).set_index(["images", "method"])
     assert ("difficult", "c-mwp") in summary.index and ("all", "c-mwp") not in summary.index
 
@@ -283,7 +286,7 @@ def test_pointing_vs_paper_rows():
     assert ours.iloc[1]["accuracy (%)"] == "50.00" and ours.iloc[1]["method"] == "none (trivial)"
     paper = out[out["source"].str.startswith("paper Sec. 4.3, COCO val")].set_index("method")
     assert paper.loc["grad-cam", "accuracy (%)"] == "70.58" and paper.loc["c-mwp", "accuracy (%)"] == "60.30"
-    seed = out[out["source"].str.startswith("seed")].set_index("model")
+    seed = out[out["source"].str.startswith("DD2412")].set_index("model")
     assert seed.loc["vgg16", "accuracy (%)"] == "86.42"
 
 
@@ -321,11 +324,11 @@ def test_correlation_summary_and_vs_paper_by_hand():
     )
     assert summary.loc["guided-backprop", "mean"] == 0.0 and summary.loc["guided-backprop", "std"] == 0.2
     low, high = metrics.bootstrap_ci(np.array([-0.2, 0.0, 0.2]))
-    assert summary.loc["guided-backprop", "95% CI"] == f"[{low:.3f}, {high:.3f}]"
+    assert summary.loc["guided-backprop", "95% CI"] == f"{low:.3f} to {high:.3f}"
     paper = tables.correlation_vs_paper(summary.reset_index()).set_index("method")
     assert paper.loc["grad-cam", "m, 56"] == 0.2
     assert paper.loc["grad-cam", "paper (VOC 2007, 2510 images)"] == 0.254
-    assert paper.loc["guided-backprop", "seed (120 ILSVRC images, argsort bug)"] == 0.0095
+    assert paper.loc["guided-backprop", "DD2412 (120 ILSVRC images, argsort bug)"] == 0.0095
     assert not paper.isna().any().any()
 
 
@@ -334,7 +337,7 @@ def test_correlation_comparisons_pair_images_by_hand():
     assert list(out["comparison"]) == ["grad-cam vs guided-backprop, 56 x 56"]
     row = out.iloc[0]
     # images a, b (c's grad-cam map was constant): differences 0.3, 0.3
-    assert row["images"] == 2 and row["a - b"] == "0.300 [0.300, 0.300]"
+    assert row["images"] == 2 and row["a - b"] == "0.300 (0.300-0.300)"
 
 
 # ------------------------------------------------------------------------------ Task 4 (SYNTHETIC data)
@@ -377,7 +380,7 @@ def test_rater_consistency_by_hand():
 def test_vs_paper_table_with_no_responses():
     table = tables.trust_vs_paper(tables.trust_summary(None), study.STUDY_METHODS).set_index("method")
     assert table.loc["guided-grad-cam", "paper (VGG-16 vs AlexNet, 54 workers)"] == 1.27
-    assert table.loc["guided-backprop", "seed"] == pytest.approx(0.4359)
+    assert table.loc["guided-backprop", "DD2412"] == pytest.approx(0.4359)
     assert table["ratings"].tolist() == [0, 0] and table["this study"].isna().all()
 
 
@@ -428,11 +431,11 @@ def test_xray_summary_vs_seed_and_conclusions_by_hand():
     )
     assert summary.loc["gradient-shap", "ratio inside box"] == 0.2
     low, high = metrics.bootstrap_ci(np.array([0.1, 0.3]))
-    assert summary.loc["gradient-shap", "95% CI"] == f"[{low:.3f}, {high:.3f}]"
+    assert summary.loc["gradient-shap", "95% CI"] == f"{low:.3f}-{high:.3f}"
     versus = tables.xray_vs_seed(summary.reset_index()).set_index("model")
-    assert list(versus.index) == ["this report: m", "seed: densenet121-A", "seed: densenet121-B"]
+    assert list(versus.index) == ["this report: m", "DD2412: densenet121-A", "DD2412: densenet121-B"]
     assert versus.loc["this report: m", "grad-cam"] == 0.5
-    assert versus.loc["seed: densenet121-A", "gradient-shap"] == 0.2583
+    assert versus.loc["DD2412: densenet121-A", "gradient-shap"] == 0.2583
     assert set(versus.columns) == {"grad-cam", "gradient-shap"}  # only the methods this run has
     sentences = tables.xray_conclusions(summary.reset_index())
     assert sentences == [
@@ -462,7 +465,7 @@ def test_auc_summary_adds_the_mean_over_findings_with_an_auc():
     assert out["auc"].tolist()[:3] == [0.75, pytest.approx(np.nan, nan_ok=True), 0.5]
     mean = out.iloc[-1]
     assert mean["finding"] == "mean (findings with an AUC)" and mean["positives"] == 5
-    assert mean["auc"] == round((0.75 + 0.5004) / 2, 3) and np.isnan(mean["negatives"])
+    assert mean["auc"] == round((0.75 + 0.5004) / 2, 3) and mean["negatives"] == ""
 
 
 # ------------------------------------------------------------------------------ Task 6
@@ -503,7 +506,7 @@ def test_sensitivity_vs_seed_rows():
     table = tables.sensitivity_vs_seed(summary)
     ours = table[table["source"] == "this report (3 successful attacks)"]
     assert ours["model"].item() == "m" and ours["before mean"].item() == 0.5
-    seed = table[table["source"] == "seed reproduction"].set_index("model")
+    seed = table[table["source"] == "DD2412 reproduction"].set_index("model")
     assert seed.loc["vgg16", "before mean"] == 0.0609 and seed.loc["googlenet", "after max"] == 0.9302
 
 
@@ -571,7 +574,7 @@ def test_fidelity_summary_and_conclusions_by_hand():
     )
     # fidelity minus random, image by image: after_random - after = (0, 1, 1, 0) -> 0.5
     diff = statistics.paired_difference([1, 1, 1, 0], [1, 0, 0, 0])
-    assert gradcam["fidelity - random"] == f"0.500 [{diff.low:.3f}, {diff.high:.3f}]"
+    assert gradcam["fidelity - random"] == f"0.500 ({diff.low:.3f}-{diff.high:.3f})"
     sentences = tables.fidelity_conclusions(summary.reset_index())
     assert sentences[0] == (
         "mnist-cnn, grad-cam, t = 10%: occluding 25% of the pixels costs 0.500 accuracy (0.000 for as many "
@@ -583,11 +586,11 @@ def test_fidelity_vs_seed_pivots_metrics_and_methods():
     summary = tables.fidelity_summary(_fidelity_table())
     pivot = tables.fidelity_vs_seed(summary, "mnist", model="mnist-cnn")
     assert list(pivot.index) == [("contrastivity", 0.1), ("fidelity", 0.1), ("fidelity - random", 0.1)]
-    assert pivot.loc[("fidelity - random", 0.1), ("seed", "grad-cam")] == "n/a"  # the seed had none
+    assert pivot.loc[("fidelity - random", 0.1), ("DD2412", "grad-cam")] == "n/a"  # the seed had none
     assert pivot.loc[("fidelity", 0.1), ("this report", "grad-cam")] == 0.5
-    assert pivot.loc[("fidelity", 0.1), ("seed", "grad-cam")] == 0.470
-    assert pivot.loc[("fidelity", 0.1), ("seed", "gradient-shap")] == 0.916  # the seed's "shap"
-    assert pivot.loc[("contrastivity", 0.1), ("seed", "gradient-shap")] == 0.696
+    assert pivot.loc[("fidelity", 0.1), ("DD2412", "grad-cam")] == 0.470
+    assert pivot.loc[("fidelity", 0.1), ("DD2412", "gradient-shap")] == 0.916  # the seed's "shap"
+    assert pivot.loc[("contrastivity", 0.1), ("DD2412", "gradient-shap")] == 0.696
     both = pd.concat([summary, summary.assign(model="other", fidelity=0.0)], ignore_index=True)
     only = tables.fidelity_vs_seed(both, "mnist", model="mnist-cnn")
     pd.testing.assert_frame_equal(only, pivot)
@@ -639,5 +642,39 @@ def test_verdicts_html_links_each_claim_to_its_section():
     page = tables.verdicts_html(verdicts)
     assert '<a href="../notebooks/01_localization.html"><b>T1-x</b></a>' in page
     assert "A &lt;beats&gt; B" in page and "m: 1.0 vs 2.0<br>n: 3.0 vs 4.0" in page
-    assert page.count("extension of the seed reproduction") == 1 and "<b>not run (no file)</b>" in page
+    assert page.count("extension of the DD2412 reproduction") == 1 and "<b>not run (no file)</b>" in page
     assert '<a href="../../notebooks/01_localization.html">' in tables.verdicts_html(verdicts, "book/sub")
+
+
+def test_pointing_saturation_names_gradcam_and_the_centre_point_on_all_images():
+    summary = pd.DataFrame(
+        {
+            "model": ["m", "m", "m"],
+            "images": ["all", "all", "difficult"],
+            "method": ["grad-cam", "centre", "grad-cam"],
+            "accuracy": ["90.7 (89.0-92.2)", "91.4 (89.7-92.8)", "74.1 (68.8-78.8)"],
+        }
+    )
+    assert (
+        tables.pointing_saturation(summary)
+        == "m: Grad-CAM 90.7 (89.0-92.2) %, centre point 91.4 (89.7-92.8) %"
+    )
+
+
+def test_fgsm_table_shows_epsilons_in_255ths_and_no_nan():
+    summary = pd.DataFrame(
+        {
+            "model": ["m", "m"],
+            "epsilon": [0.0, 0.5 / 255],
+            "images": [48, 48],
+            "success (%)": [0.0, 81.25],
+            "rank corr, true class": [1.0, 0.9381],
+            "rank corr, adversarial class": [np.nan, 0.949],
+            "pointing hit, true class (%)": [93.75, 93.75],
+        }
+    )
+    shown = tables.fgsm_table(summary)
+    assert shown["epsilon (of 0-1 range)"].tolist() == ["0", "0.5/255"]
+    assert shown["rank corr, adversarial class"].tolist() == ["n/a", "0.95"]
+    assert shown["success (%)"].tolist() == ["0.0", "81.2"]
+    assert tables.epsilon_label(8 / 255) == "8/255"

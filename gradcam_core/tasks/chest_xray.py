@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import data, metrics
-from ..maps import normalize_maps, resize_to_image
+from ..maps import for_display, resize_to_image
 from ..models import LoadedModel
 from .common import ImageBatches, TaskRun, with_model_column
 
@@ -31,7 +31,8 @@ class XrayImages:
 @dataclass
 class XrayExamples:
     """Figure data: the first (image, finding) pairs' images, titles, radiologist boxes, and
-    each method's normalised maps at image size."""
+    each method's maps at image size, scaled for display (:func:`~gradcam_core.maps.for_display`:
+    signed maps keep their sign)."""
 
     images: list[np.ndarray] = field(default_factory=list)
     titles: list[str] = field(default_factory=list)
@@ -143,7 +144,7 @@ def run_xray_localization(
                         }
                     )
                 if keep:
-                    examples.maps[method].append(normalize_maps(torch.from_numpy(heat)).numpy())
+                    examples.maps[method].append(for_display(torch.from_numpy(heat)).numpy())
             if keep:
                 examples.images.append(np.asarray(data.load_rgb(record.path)))
                 examples.titles.append(f"{finding} ({record.name})")

@@ -4,6 +4,7 @@ of Tasks 5 and 7 with their settings."""
 
 from __future__ import annotations
 
+import numbers
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -83,7 +84,17 @@ class ImageBatches:
 
 def load_ilsvrc(data_source: str = "embedded", n_images: int | None = None, model_names=()) -> list:
     """ILSVRC2012 val records from the embedded subset (``"embedded"``) or a folder of official
-    val JPEGs; prints a line saying what was loaded (and for which models)."""
+    val JPEGs; prints a line saying what was loaded (and for which models: a list of names, or
+    one name as a string). ``n_images`` must be None (all) or a positive int: another type is a
+    ``TypeError`` naming it here, a number below 1 a ``ValueError`` of
+    :func:`~gradcam_core.data.load_ilsvrc_val`. (Checked here rather than with
+    :mod:`gradcam_core.notebook`, which the runner's layer may not import.)"""
+    if n_images is not None and (not isinstance(n_images, numbers.Integral) or isinstance(n_images, bool)):
+        kind = type(n_images).__name__
+        raise TypeError(f"n_images must be a positive integer or None, got {n_images!r} ({kind})")
+    model_names = [model_names] if isinstance(model_names, str) else model_names
+    if not isinstance(model_names, list | tuple) or not all(isinstance(name, str) for name in model_names):
+        raise TypeError(f"model_names must be a list of model names or one name, got {model_names!r}")
     records = data.load_ilsvrc_val(data_source, n_images=n_images)
     source = "embedded 1,300-image subset (227 px full frames)" if data_source == "embedded" else data_source
     print(f"{len(records)} ILSVRC2012 val images from the {source}; models: {', '.join(model_names)}")

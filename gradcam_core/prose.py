@@ -1,0 +1,153 @@
+"""Computed prose for the book's pages: every number a page states in its text is glued from the
+computation (myst-nb's ``glue``), so a rerun updates the text and nbval guards it.
+
+- :func:`glue_text` / :func:`glue_figure`: a sentence or a figure, pasted into a page's Markdown
+  with ``{glue:md}`key``` or a ``{glue:figure}`` directive (numbered, captioned);
+- :func:`findings` / :func:`glue_findings`: the verdicts of the claims a page tests
+  (:mod:`gradcam_core.claims`), as the sentences that open and close the page;
+- :func:`show_tables_plainly`: tables rendered without pandas' row index and with "n/a" for a
+  missing value (the book shows no "NaN").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import claims
+
+#: Shown for a missing value; each table that can have one says why under it.
+MISSING = "n/a"
+
+
+def glue_text(name: str, text: str) -> str:
+    """Glue ``text`` (Markdown) under ``name`` without displaying it; returns ``text``."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(name, Markdown(text), display=False)
+    return text
+
+
+def glue_figure(name: str, figure, empty_message: str = "nothing to show") -> None:
+    """Glue a matplotlib ``figure`` (or a list of figures, stacked top to bottom as one image;
+    ``None`` entries skipped) under ``name``, where a ``{glue:figure}`` directive gives it its
+    number and caption; the figures are closed so that none is shown a second time. A list with
+    no figure glues a small figure that says ``empty_message``."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    if not isinstance(figure, list | tuple):
+        glue(name, figure, display=False)
+        plt.close(figure)
+        return
+    drawn = [f for f in figure if f is not None]
+    if not drawn:
+        empty, ax = plt.subplots(figsize=(6, 0.8))
+        ax.axis("off")
+        ax.text(0.5, 0.5, empty_message, ha="center", va="center")
+        drawn = [empty]
+    glue(name, _stacked_png(drawn), display=False)
+    for f in drawn:
+        plt.close(f)
+
+
+def _stacked_png(figures_: list):
+    """The figures rendered at one resolution and stacked vertically, as a PNG image object."""
+    import io
+
+    from IPython.display import Image as PngImage
+    from PIL import Image
+
+    images = []
+    for figure in figures_:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight", facecolor="white")
+        images.append(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    width = max(image.width for image in images)
+    stacked = Image.new("RGB", (width, sum(image.height for image in images)), "white")
+    top = 0
+    for image in images:
+        stacked.paste(image, ((width - image.width) // 2, top))
+        top += image.height
+    out = io.BytesIO()
+    stacked.save(out, format="png")
+    return PngImage(data=out.getvalue(), format="png")
+
+
+def note(text: str):
+    """``text`` (Markdown) as a paragraph of the page: computed sentences a notebook once
+    printed, so they wrap with the text column instead of running off it."""
+    from IPython.display import Markdown
+
+    return Markdown(text)
+
+
+def findings(page: str, results_dir: str | Path, registry: list[dict] | None = None) -> str:
+    """The verdicts of the registry's claims shown on ``page`` (a book docname such as
+    ``notebooks/01_localization``) as a Markdown list: the claim, its verdict (computed from the
+    results files under ``results_dir``) and this report's numbers."""
+    registry = claims.load_claims() if registry is None else registry
+    mine = [c for c in registry if c["link"] == page]
+    if not mine:
+        raise ValueError(f"no claim in the registry links to page {page!r}")
+    table = claims.verdict_table(results_dir, mine)
+    lines = []
+    for row in table.to_dict("records"):
+        numbers = f" This report: {row['this report']}." if row["this report"] else ""
+        lines.append(
+            f"- **{row['claim']}** ({row['section']}): {row['statement']} "
+            f"**Verdict: {row['verdict']}.**{numbers}"
+        )
+    return "\n".join(lines)
+
+
+def verdict_counts(verdicts: pd.DataFrame, kind: str) -> str:
+    """How many claims of ``kind`` ("paper" or "extension") in a verdict table
+    (:func:`gradcam_core.claims.verdict_table`) got each verdict, as text: "3 reproduced,
+    2 partly reproduced, 1 not run"."""
+    mine = verdicts[verdicts["kind"] == kind]
+    if mine.empty:
+        raise ValueError(f"no claim of kind {kind!r} in the verdict table")
+    plain = mine["verdict"].str.replace(r" \(.*", "", regex=True)
+    counts = plain.value_counts()
+    return ", ".join(f"{counts[v]} {v}" for v in claims.VERDICTS if v in counts)
+
+
+def claims_by_verdict(verdicts: pd.DataFrame, kind: str) -> str:
+    """The ids of the claims of ``kind`` grouped by verdict, as Markdown: "**reproduced**: A, B;
+    **not run**: C" (verdicts in the registry's order)."""
+    mine = verdicts[verdicts["kind"] == kind]
+    plain = mine["verdict"].str.replace(r" \(.*", "", regex=True)
+    groups = [
+        f"**{verdict}**: {', '.join(mine.loc[plain == verdict, 'claim'])}"
+        for verdict in claims.VERDICTS
+        if (plain == verdict).any()
+    ]
+    return "; ".join(groups)
+
+
+def glue_findings(name: str, page: str, results_dir: str | Path) -> str:
+    """:func:`findings` glued under ``name`` (pasted at the top of the page)."""
+    return glue_text(name, findings(page, results_dir))
+
+
+def plain_html(table: pd.DataFrame) -> str:
+    """``table`` as HTML without pandas' row index (a named or non-default index becomes the
+    first columns) and with :data:`MISSING` for a missing value."""
+    if not isinstance(table.index, pd.RangeIndex) or any(table.index.names):
+        table = table.reset_index()
+    return table.to_html(index=False, na_rep=MISSING, border=0, classes="report-table")
+
+
+def show_tables_plainly() -> None:
+    """Render every DataFrame a notebook cell returns with :func:`plain_html` (an IPython
+    display formatter; nothing happens outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebooks
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, plain_html)

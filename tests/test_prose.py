@@ -1,0 +1,83 @@
+"""The computed prose of the book (:mod:`gradcam_core.prose`): verdict counts, the findings
+list of a page, tables without row index or "NaN", stacked figures."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from gradcam_core import prose
+
+
+def _claim(claim_id: str, link: str, reason: str) -> dict:
+    return {
+        "id": claim_id,
+        "kind": "paper",
+        "section": "Sec. 5.2",
+        "claim": "People trust the better model.",
+        "paper": {"numbers": "1.27", "model": "VGG-16", "dataset": "ILSVRC", "protocol": "p"},
+        "measured": "nothing yet",
+        "link": link,
+        "rule": {"type": "not_run", "reason": reason},
+    }
+
+
+def test_verdict_counts_in_the_registrys_order():
+    verdicts = pd.DataFrame(
+        {
+            "kind": ["paper", "paper", "paper", "extension"],
+            "verdict": ["not run (no raters)", "reproduced", "reproduced", "inconclusive"],
+        }
+    )
+    assert prose.verdict_counts(verdicts, "paper") == "2 reproduced, 1 not run"
+    assert prose.verdict_counts(verdicts, "extension") == "1 inconclusive"
+    with pytest.raises(ValueError, match="kind 'other'"):
+        prose.verdict_counts(verdicts, "other")
+
+
+def test_findings_list_only_the_pages_claims(tmp_path):
+    registry = [_claim("T4-a", "notebooks/04_user_study", "no raters"), _claim("T1-b", "notebooks/01", "x")]
+    text = prose.findings("notebooks/04_user_study", tmp_path, registry)
+    assert text == ("- **T4-a** (Sec. 5.2): People trust the better model. **Verdict: not run (no raters).**")
+    with pytest.raises(ValueError, match="notebooks/none"):
+        prose.findings("notebooks/none", tmp_path, registry)
+
+
+def test_plain_html_has_no_row_index_and_no_nan():
+    table = pd.DataFrame({"method": ["a", "b"], "error": [1.5, np.nan]}).set_index("method")
+    html = prose.plain_html(table)
+    assert "NaN" not in html and prose.MISSING in html
+    assert "<th>method</th>" in html and "<th></th>" not in html  # the index became a column
+    assert html.count("<tr") == 3  # the header and two rows, no index-name row
+
+
+def test_stacked_figures_keep_every_figure(monkeypatch):
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: glued.setdefault(name, value))
+    first, second = plt.figure(figsize=(2, 1), dpi=100), plt.figure(figsize=(3, 2), dpi=100)
+    prose.glue_figure("both", [first, None, second])
+    image = Image.open(io.BytesIO(glued["both"].data))
+    # the widest figure's width, the heights added up (savefig's tight box pads 0.1 in a side)
+    assert (image.width, image.height) == (300 + 20, 100 + 20 + 200 + 20)
+    assert not plt.fignum_exists(first.number) and not plt.fignum_exists(second.number)
+    prose.glue_figure("none", [None], empty_message="nothing here")
+    assert Image.open(io.BytesIO(glued["none"].data)).height > 0
+
+
+def test_claims_by_verdict_groups_ids_in_the_registrys_verdict_order():
+    verdicts = pd.DataFrame(
+        {
+            "claim": ["A", "B", "C", "D"],
+            "kind": ["paper", "paper", "paper", "extension"],
+            "verdict": ["not run (no raters)", "reproduced", "reproduced", "inconclusive"],
+        }
+    )
+    assert prose.claims_by_verdict(verdicts, "paper") == "**reproduced**: B, C; **not run**: A"
