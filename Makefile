@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) book/results_vs_paper.ip
 # where `make publish` pushes the gh-pages branch: a remote's name or a repository's path or URL
 PUBLISH_REMOTE ?= origin
 
-.PHONY: venv data lint format test notebooks book html publish bench clean help
+.PHONY: venv data lint format test notebooks book html publish results-present bench clean help
 
 # the pinned requirements, then gradcam_core itself, editable (pyproject.toml; its dependencies are requirements.txt)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -42,9 +42,12 @@ book: notebooks html  ## execute the notebooks, then render the book
 html: venv  ## render the committed (executed) notebooks and chapters into _build/html, warnings as errors
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-publish: html  ## render, then push _build/html to the gh-pages branch of PUBLISH_REMOTE (ghp-import, .nojekyll)
+publish: results-present html  ## render, then push _build/html to the gh-pages branch of PUBLISH_REMOTE (ghp-import, .nojekyll)
 	$(VENV)/bin/ghp-import -n -p -f -r $(PUBLISH_REMOTE) \
 	  -m "The book, built from commit $$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" _build/html
+
+results-present:  # the pages link their results CSVs, which the build copies from results/
+	@test -d results || { echo "make publish: no results/ folder, so the pages' CSV links would be dead; run the notebooks first (make book)" >&2; exit 2; }
 
 bench: data  ## benchmarks: every explainer vs its peer and floor, Task 1 end to end; Grad-CAM top-5 cost
 	$(PY) benchmarks/bench_explainers.py

@@ -582,12 +582,16 @@ def paper_text(claim: dict) -> str:
     return f"{paper['numbers']} ({paper['model']}; {paper['dataset']})"
 
 
-def verdict_table(results_dir: str | Path, claims: list[dict] | None = None) -> pd.DataFrame:
+def verdict_table(
+    results_dir: str | Path, claims: list[dict] | None = None, read: dict | None = None
+) -> pd.DataFrame:
     """One row per claim (the registry's, unless ``claims`` is given): its id, kind, paper
     section, the claim in one sentence, the paper's numbers, this report's, the verdict (with
-    its reason) and the page that shows it (a book docname). Empty text where there is none."""
+    its reason) and the page that shows it (a book docname). Empty text where there is none.
+    ``read``: results tables already read, by the rule's ``results`` name (a page's own run,
+    written to a folder of another name, judges its claims on its own files)."""
     claims = load_claims() if claims is None else claims
-    cache: dict = {}
+    cache: dict = dict(read or {})
     rows = []
     for claim in claims:
         verdict = evaluate(claim, results_dir, cache)

@@ -205,7 +205,9 @@ def _has_negative(maps) -> bool:
 
 
 def _over_max_abs(m) -> np.ndarray:
-    """``m`` divided by its largest absolute value (all zeros stay zeros)."""
+    """``m`` divided by its largest absolute value (all zeros stay zeros); figures take plain
+    arrays and import nothing of the package (test_imports), so this is the numpy twin of
+    :func:`gradcam_core.maps.for_display`'s signed case."""
     m = np.asarray(m, dtype=float)
     peak = np.nanmax(np.abs(m)) if m.size else 0.0
     return m / peak if peak > 0 else m

@@ -84,15 +84,25 @@ def note(text: str):
     return Markdown(text)
 
 
-def findings(page: str, results_dir: str | Path, registry: list[dict] | None = None) -> str:
+def findings(page: str, output_dir: str | Path, registry: list[dict] | None = None) -> str:
     """The verdicts of the registry's claims shown on ``page`` (a book docname such as
-    ``notebooks/01_localization``) as a Markdown list: the claim, its verdict (computed from the
-    results files under ``results_dir``) and this report's numbers."""
+    ``notebooks/01_localization``) as a Markdown list: the claim, its verdict and this report's
+    numbers, computed from the results files of the page's run in ``output_dir`` (e.g.
+    ``results/01_localization``, or a full-profile run's own folder) and, for files of other
+    notebooks, from ``output_dir``'s parent."""
     registry = claims.load_claims() if registry is None else registry
     mine = [c for c in registry if c["link"] == page]
     if not mine:
         raise ValueError(f"no claim in the registry links to page {page!r}")
-    table = claims.verdict_table(results_dir, mine)
+    output_dir = Path(output_dir)
+    own = {}
+    for claim in mine:
+        results = claim["rule"].get("results")
+        if results and Path(results).parts[0] != output_dir.name:
+            path = output_dir / Path(*Path(results).parts[1:])
+            if path.is_file():  # the page's run wrote it under another folder name
+                own[results] = pd.read_csv(path)
+    table = claims.verdict_table(output_dir.parent, mine, read=own)
     lines = []
     for row in table.to_dict("records"):
         numbers = f" This report: {row['this report']}." if row["this report"] else ""
@@ -103,6 +113,11 @@ def findings(page: str, results_dir: str | Path, registry: list[dict] | None = N
     return "\n".join(lines)
 
 
+def _bare_verdicts(verdicts: pd.DataFrame) -> pd.Series:
+    """The verdict column without the reasons in brackets ("partly reproduced (...)")."""
+    return verdicts["verdict"].str.replace(r" \(.*", "", regex=True)
+
+
 def verdict_counts(verdicts: pd.DataFrame, kind: str) -> str:
     """How many claims of ``kind`` ("paper" or "extension") in a verdict table
     (:func:`gradcam_core.claims.verdict_table`) got each verdict, as text: "3 reproduced,
@@ -110,8 +125,7 @@ def verdict_counts(verdicts: pd.DataFrame, kind: str) -> str:
     mine = verdicts[verdicts["kind"] == kind]
     if mine.empty:
         raise ValueError(f"no claim of kind {kind!r} in the verdict table")
-    plain = mine["verdict"].str.replace(r" \(.*", "", regex=True)
-    counts = plain.value_counts()
+    counts = _bare_verdicts(mine).value_counts()
     return ", ".join(f"{counts[v]} {v}" for v in claims.VERDICTS if v in counts)
 
 
@@ -119,7 +133,7 @@ def claims_by_verdict(verdicts: pd.DataFrame, kind: str) -> str:
     """The ids of the claims of ``kind`` grouped by verdict, as Markdown: "**reproduced**: A, B;
     **not run**: C" (verdicts in the registry's order)."""
     mine = verdicts[verdicts["kind"] == kind]
-    plain = mine["verdict"].str.replace(r" \(.*", "", regex=True)
+    plain = _bare_verdicts(mine)
     groups = [
         f"**{verdict}**: {', '.join(mine.loc[plain == verdict, 'claim'])}"
         for verdict in claims.VERDICTS
@@ -128,9 +142,9 @@ def claims_by_verdict(verdicts: pd.DataFrame, kind: str) -> str:
     return "; ".join(groups)
 
 
-def glue_findings(name: str, page: str, results_dir: str | Path) -> str:
+def glue_findings(name: str, page: str, output_dir: str | Path) -> str:
     """:func:`findings` glued under ``name`` (pasted at the top of the page)."""
-    return glue_text(name, findings(page, results_dir))
+    return glue_text(name, findings(page, output_dir))
 
 
 def plain_html(table: pd.DataFrame) -> str:

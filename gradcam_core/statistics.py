@@ -102,7 +102,9 @@ def format_interval(value: float, low: float, high: float, digits: int | None = 
     """``value (low-high)`` as the report's tables print an estimate with its interval, e.g.
     ``57.7 (55.0-60.3)``; ``value (low to high)`` when a bound is negative, so the minus signs
     stay readable (``-18.0 (-24.0 to -12.0)``). ``digits`` defaults to :func:`digits_for`; a
-    rounded -0 prints as 0."""
+    rounded -0 prints as 0; "n/a" when a number is missing (NaN)."""
+    if not all(np.isfinite(float(v)) for v in (value, low, high)):
+        return "n/a"
     digits = digits_for(low, high) if digits is None else digits
     return f"{_rounded(value, digits)} ({format_bounds(low, high, digits)})"
 

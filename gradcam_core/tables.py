@@ -378,11 +378,12 @@ def pointing_saturation(summary: pd.DataFrame) -> str:
     """Per model, Grad-CAM's and the centre point's accuracy on all images
     (:func:`pointing_summary`), as text for the page: how close a fixed guess comes."""
     every = summary[summary["images"] == "all"].set_index(["model", "method"])["accuracy"]
-    return "; ".join(
+    text = "; ".join(
         f"{model}: Grad-CAM {every[(model, 'grad-cam')]} %, centre point {every[(model, 'centre')]} %"
         for model in dict.fromkeys(every.index.get_level_values("model"))
         if (model, "grad-cam") in every and (model, "centre") in every
     )
+    return text or "n/a (no run of both on all images)"
 
 
 def pointing_comparisons(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

@@ -427,8 +427,17 @@ def test_task1_page_shows_results_table_and_figures(book_html, browser):
 def test_results_page_puts_numbers_beside_the_paper(book_html, browser):
     open_page(browser, book_html, "book/results_vs_paper")
     text = browser.find_element("tag name", "body").text
-    # the seed is being renamed "DD2412 reproduction" (formerly "seed reproduction")
-    assert "paper Table 1" in text and "reproduction" in text and "this report" in text
+    assert "paper Table 1" in text and "DD2412 reproduction" in text and "this report" in text
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_the_reproduction_is_called_by_its_plain_name(book_html, browser, page):
+    """The DD2412 reproduction is named (and linked once, in the introduction), never "the seed"."""
+    open_page(browser, book_html, page)
+    text = browser.find_element("tag name", "body").text
+    assert not re.search(r"\b[Tt]he seed\b|\bseed's\b|\bseed reproduction\b", text), page
+    links = browser.find_elements("css selector", "a[href*='ddnimara/DD2412-Project-Grad-CAM']")
+    assert len(links) == (1 if page == "book/intro" else 0), page
 
 
 @pytest.mark.parametrize(

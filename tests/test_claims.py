@@ -605,7 +605,9 @@ def test_the_shipped_registry_loads_and_every_entry_is_sound():
     kinds = {c["id"]: c["kind"] for c in registry}
     # the seed's additions are extensions, never claims of the paper
     for entry in registry:
-        assert (entry["kind"] == "extension") == entry["section"].startswith("Seed "), entry["id"]
+        assert (entry["kind"] == "extension") == entry["section"].startswith("DD2412 reproduction, "), entry[
+            "id"
+        ]
         assert (entry["kind"] == "extension") == entry["link"].startswith(
             ("notebooks/05_", "notebooks/06_", "notebooks/07_")
         ), entry["id"]
@@ -701,3 +703,11 @@ def test_a_paper_effect_must_be_a_number_or_one_per_chain_step():
     entry["paper"]["effect"] = "big"
     with pytest.raises(claims.ClaimError, match="paper.effect"):
         claims.validate_claim(entry)
+
+
+def test_the_registrys_shown_text_names_the_dd2412_reproduction_never_the_seed():
+    for entry in claims.load_claims():
+        shown = [entry["section"], entry["claim"], entry["measured"], *map(str, entry["paper"].values())]
+        shown.append(str(entry["rule"].get("reason", "")))
+        for text in shown:
+            assert not re.search(r"\bseed\b(?!ed)|\bseed's\b", text), (entry["id"], text)

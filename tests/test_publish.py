@@ -58,20 +58,24 @@ def test_make_publish_pushes_the_book_to_a_gh_pages_branch(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env.update(GIT_COMMITTER_NAME="publish test", GIT_COMMITTER_EMAIL="publish-test@example.invalid")
 
-    result = subprocess.run(
-        ["make", "publish", f"VENV={VENV}", f"STAMP={stamp}", f"PUBLISH_REMOTE={remote}"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    command = ["make", "publish", f"VENV={VENV}", f"STAMP={stamp}", f"PUBLISH_REMOTE={remote}"]
+
+    def publish():
+        return subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+
+    refused = publish()  # a fresh clone has no results/: its pages' CSV links would be dead
+    assert refused.returncode != 0 and "no results/ folder" in refused.stderr, refused.stderr[-2000:]
+    assert "gh-pages" not in git("branch", "--list", cwd=remote)
+    results = clone / "results" / "02_pointing_game"
+    results.mkdir(parents=True)
+    (results / "per_image.csv").write_text("model,image,hit\nm,a.JPEG,True\n")
+    result = publish()
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "pip install" not in result.stdout  # the stamp held: nothing was installed
     files = set(git("ls-tree", "-r", "--name-only", "gh-pages", cwd=remote).split())
     assert {"index.html", ".nojekyll", "book/intro.html", "notebooks/01_localization.html"} <= files
     assert "_static/report.css" in files and "_static/mathjax/tex-chtml.js" in files
-    assert not any(name.startswith("results/") for name in files)  # a fresh clone has no results
+    assert "results/02_pointing_game/per_image.csv" in files  # the CSV the page links
     assert "The book, built from commit" in git("log", "-1", "--format=%s", "gh-pages", cwd=remote)
     assert git("for-each-ref", "--format=%(refname) %(objectname)") == refs_before

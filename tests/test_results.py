@@ -85,4 +85,20 @@ def test_provenance_names_versions_and_hardware():
 
     info = results.provenance()
     assert info["python"] == platform.python_version() and info["torch"] == torch.__version__
-    assert {"platform", "cpu_count", "cuda", "numpy", "captum", "cv2"} <= set(info)
+    assert {"platform", "cpu", "cpu_count", "gpu", "numpy", "captum", "cv2"} <= set(info)
+    assert info["cpu"] and info["gpu"] == (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    )
+
+
+def test_data_terms_cover_every_embedded_group():
+    terms = results.data_terms()
+    assert {group.split("/")[0] for group in data.GROUPS} == set(terms["group"])
+    assert terms["terms"].str.len().gt(10).all() and terms["mirrored from"].str.contains("/").all()
+
+
+def test_file_hashes_are_the_manifests(tmp_path):
+    path = results.write_file_hashes(tmp_path / "hashes.csv")
+    written, manifest = pd.read_csv(path), data.read_manifest()
+    assert list(written.columns) == ["path", "sha256", "bytes"] and len(written) == len(manifest)
+    assert written["sha256"].tolist() == manifest["sha256"].tolist()

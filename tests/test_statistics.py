@@ -123,6 +123,7 @@ def test_mcnemar_without_discordant_pairs_is_one_and_refuses_unequal_shapes():
         (56.0, 45.8, 65.8, None, "56 (46-66)"),  # half-width 10: none
         (-18.0, -24.0, -12.0, 1, "-18.0 (-24.0 to -12.0)"),  # negative bounds read with "to"
         (-0.01, -0.04, 0.0001, 1, "0.0 (0.0-0.0)"),  # rounded -0 prints as 0
+        (5.0, 4.0, float("nan"), None, "n/a"),  # a missing bound: no interval
     ],
 )
 def test_format_interval_rounds_to_what_the_interval_supports(value, low, high, digits, expected):
