@@ -2,8 +2,10 @@
 from the per-image results files the task notebooks write (``results/<notebook>/...``); no
 verdict is ever typed.
 
-A claim says what the paper (``kind: paper``) or the seed reproduction (``kind: extension``:
-its Tasks 5, 6, 7 and FGSM, which are not claims of the paper) found, with the paper's numbers,
+A claim says what the paper (``kind: paper``), the seed reproduction (``kind: extension``:
+its Tasks 5, 6, 7 and FGSM, which are not claims of the paper) or a later paper that tests or
+improves on Grad-CAM (``kind: later-work``: sanity checks, deletion and insertion, Grad-CAM's
+successors; the chapter *Beyond the paper*) found, with the paper's numbers,
 model, data set and protocol, what this report measures for it, the page that shows it, and the
 ``rule`` that gives its verdict. Verdicts come from a small set (:data:`VERDICTS`):
 
@@ -13,7 +15,8 @@ column of the results file) the two sides (``a``, ``b``: column filters) are pai
 bootstrap interval (:func:`gradcam_core.statistics.paired_difference`, seed 0). A model's
 outcome is *for* when the interval excludes 0 in the paper's direction (``better: higher``:
 low > 0; ``better: lower``: high < 0), *against* when it excludes 0 the other way, *neither*
-when it contains 0. Over the models that have pairs:
+when it contains 0 or rests on fewer than :data:`MIN_PAIRS` pairs. Over the models that have
+pairs:
 
 ======================================  ==================================================
 outcomes                                verdict
@@ -31,6 +34,12 @@ no results file / no rows selected      not run (why)
 Guided Grad-CAM > Grad-CAM > Guided Backprop): every step reproduced -> reproduced; every step
 not reproduced -> not reproduced; every step inconclusive -> inconclusive; any step not run ->
 not run; any other mix -> partly reproduced (the steps' verdicts named).
+
+``within`` -- "the two methods give the same maps": per model, the largest value of ``metric``
+(e.g. the largest absolute difference of two methods' normalised maps) over the selected rows is
+*for* when it is at most ``at_most`` (a numerical tolerance, not an effect size), else
+*against*; combined over the models as for an ordering (every model *for* -> reproduced, every
+model *against* -> not reproduced, a mix -> partly reproduced).
 
 ``absolute`` -- this report's value per model (mean with a 95 % Wilson interval for a right /
 wrong metric, else the percentile bootstrap interval of the mean; with ``metric_b`` the paired
@@ -72,7 +81,13 @@ NOT_RUN = "not run"
 #: The verdicts a claim can get (the last two always with a reason).
 VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE, NOT_RUN)
 
-KINDS = ("paper", "extension")
+KINDS = ("paper", "extension", "later-work")
+#: How the report names each kind of claim beside its id.
+KIND_NAMES = {
+    "paper": "",
+    "extension": "extension of the DD2412 reproduction",
+    "later-work": "claim of later work, beyond the paper",
+}
 #: The registry's rule types and their fields: (required, optional).
 RULE_FIELDS = {
     "ordering": (
@@ -80,6 +95,7 @@ RULE_FIELDS = {
         ("where", "scale", "metric_b", "pair_on", "as_error", "label"),
     ),
     "chain": (("steps",), ("results", "metric", "better", "where", "scale", "pair_on", "as_error")),
+    "within": (("results", "metric", "at_most"), ("where",)),
     "absolute": (("results", "metric"), ("where", "scale", "metric_b", "as_error", "reason")),
     "not_testable": (("reason",), ()),
     "not_run": (("reason",), ()),
@@ -89,6 +105,9 @@ CLAIM_FIELDS = ("id", "kind", "section", "claim", "paper", "measured", "link", "
 PAPER_FIELDS = ("numbers", "model", "dataset", "protocol")
 #: The fields a chain passes to its steps unless a step sets its own.
 CHAIN_SHARED = ("results", "metric", "better", "where", "scale", "pair_on", "as_error")
+#: Fewer pairs than this leave an ordering's outcome for a model at *neither*, whatever the
+#: interval (a bootstrap over one or two pairs has no spread to speak of).
+MIN_PAIRS = 5
 #: The verdict of an ``absolute`` rule when the registry gives no reason of its own.
 ABSOLUTE_REASON = "stand-in models; absolute numbers are shown, not judged"
 #: Table columns of :func:`verdict_table`.
@@ -165,7 +184,13 @@ def _check_rule(claim_id, rule, prefix: str = "rule") -> None:
             _fail(claim_id, f"{prefix}.{name}", f"is required by a {kind!r} rule")
     if kind in ("not_run", "not_testable") and not isinstance(rule["reason"], str):
         _fail(claim_id, f"{prefix}.reason", "must be text")
-    if kind in ("ordering", "absolute"):
+    if kind == "within" and (
+        isinstance(rule["at_most"], bool)
+        or not isinstance(rule["at_most"], (int, float))
+        or rule["at_most"] < 0
+    ):
+        _fail(claim_id, f"{prefix}.at_most", f"must be a number >= 0; got {rule['at_most']!r}")
+    if kind in ("ordering", "absolute", "within"):
         for name in ("results", "metric", "metric_b", "label", "reason"):
             if name in rule and not isinstance(rule[name], str):
                 _fail(claim_id, f"{prefix}.{name}", "must be text")
@@ -466,13 +491,13 @@ def evaluate_ordering(rule: dict, results_dir: str | Path, cache: dict | None = 
     per_model, lines = {}, []
     for model, group in both.groupby("model", sort=False):
         difference = statistics.paired_difference(group["a"], group["b"], seed=0)
-        outcome = _outcome(difference, rule["better"])
+        outcome = _outcome(difference, rule["better"]) if difference.n >= MIN_PAIRS else "neither"
         complete = np.isfinite(group["a"]) & np.isfinite(group["b"])
         a, b = float(group["a"][complete].mean()), float(group["b"][complete].mean())
         per_model[model] = {"a": a, "b": b, "difference": difference, "outcome": outcome}
         lines.append(
             f"{model}: {_fmt(a, scale)} vs {_fmt(b, scale)}, diff {_fmt_interval(difference, scale)}, "
-            f"n={difference.n}"
+            f"n={difference.n}" + (" (too few pairs to judge)" if difference.n < MIN_PAIRS else "")
         )
     if not per_model:
         keys = ", ".join(rule.get("pair_on", ["image"]))
@@ -508,22 +533,56 @@ def evaluate_chain(rule: dict, results_dir: str | Path, cache: dict | None = Non
     return Verdict(PARTLY, reason, this_report, per_model, steps)
 
 
+def _selected_rows(rule: dict, results_dir: str | Path, cache: dict | None, columns) -> pd.DataFrame:
+    """The rows of the rule's results file that its ``where`` selects, with ``columns`` checked;
+    :class:`NotRun` (naming the filter and the file) when there are none."""
+    results, where = rule["results"], rule.get("where") or {}
+    table = _read(Path(results_dir), results, cache)
+    _require_columns(table, [*where, *columns], results)
+    rows = select(table, where)
+    if not len(rows):
+        raise NotRun(f"no rows for {_describe_filter(where)} in {results}")
+    return rows
+
+
+def evaluate_within(rule: dict, results_dir: str | Path, cache: dict | None = None) -> Verdict:
+    """A ``within`` rule (module docstring): per model the largest value of ``metric`` over the
+    selected rows against the tolerance ``at_most``."""
+    metric, at_most = rule["metric"], float(rule["at_most"])
+    try:
+        rows = _selected_rows(rule, results_dir, cache, [metric])
+    except NotRun as why:
+        return Verdict(NOT_RUN, str(why))
+    per_model, lines = {}, []
+    for model, group in _by_model(rows).items():
+        values, _ = _values(group, metric, False)
+        values = values[np.isfinite(values)]
+        if not values.size:
+            continue
+        largest = float(values.max())
+        outcome = "for" if largest <= at_most else "against"
+        per_model[model] = {"value": largest, "n": int(values.size), "outcome": outcome}
+        lines.append(f"{model}: largest {metric} {largest:.2g} (tolerance {at_most:g}), n={values.size}")
+    if not per_model:
+        return Verdict(NOT_RUN, f"no values of {metric} for {_describe_filter(rule.get('where') or {})}")
+    verdict, detail = _combine({m: d["outcome"] for m, d in per_model.items()})
+    detail = detail.replace("in the paper's direction", "within the tolerance").replace(
+        "reversed", "above the tolerance"
+    )
+    return Verdict(verdict, detail, "; ".join(lines), per_model)
+
+
 def evaluate_absolute(rule: dict, results_dir: str | Path, cache: dict | None = None) -> Verdict:
     """An ``absolute`` rule: this report's mean per model with its 95 % interval (Wilson for a
     right/wrong metric, :func:`gradcam_core.statistics.proportion_ci`; else the bootstrap
     interval of the mean, i.e. :func:`gradcam_core.statistics.paired_difference` against 0) or,
     with ``metric_b``, the paired difference of the two columns; verdict "not testable here"."""
     reason = rule.get("reason", ABSOLUTE_REASON)
-    results, metric = rule["results"], rule["metric"]
+    metric = rule["metric"]
     metric_b = rule.get("metric_b")
     scale = rule.get("scale", 1)
     try:
-        table = _read(Path(results_dir), results, cache)
-        where = rule.get("where") or {}
-        _require_columns(table, [*where, metric, *([metric_b] if metric_b else [])], results)
-        rows = select(table, where)
-        if not len(rows):
-            raise NotRun(f"no rows for {_describe_filter(where)} in {results}")
+        rows = _selected_rows(rule, results_dir, cache, [metric, *([metric_b] if metric_b else [])])
     except NotRun as why:
         return Verdict(NOT_RUN, str(why))
     per_model, lines = {}, []
@@ -572,7 +631,12 @@ def evaluate(claim: dict, results_dir: str | Path, cache: dict | None = None) ->
         return Verdict(NOT_RUN, rule["reason"])
     if kind == "not_testable":
         return Verdict(NOT_TESTABLE, rule["reason"])
-    evaluator = {"ordering": evaluate_ordering, "chain": evaluate_chain, "absolute": evaluate_absolute}[kind]
+    evaluator = {
+        "ordering": evaluate_ordering,
+        "chain": evaluate_chain,
+        "within": evaluate_within,
+        "absolute": evaluate_absolute,
+    }[kind]
     return evaluator(rule, results_dir, cache)
 
 
@@ -619,6 +683,9 @@ UNIT_NAMES = {
     "spearman": "Spearman correlation with occlusion",
     "ratio_inside": "share of activated pixels in the box",
     "contrastivity": "contrastivity",
+    "spearman_abs": "Spearman correlation with the trained model's map",
+    "deletion_auc": "AUC (deletion, insertion)",
+    "insertion_auc": "AUC (deletion, insertion)",
 }
 
 
@@ -642,19 +709,20 @@ def effects_table(results_dir: str | Path, claims: list[dict] | None = None) -> 
             continue
         verdict = evaluate(claim, results_dir, cache)
         if rule["type"] == "ordering":
-            parts = [(claim["id"], verdict.per_model, claim["paper"].get("effect"))]
+            parts = [(claim["id"], verdict.per_model, claim["paper"].get("effect"), rule)]
         else:
             effects = claim["paper"].get("effect") or [None] * len(rule["steps"])
             parts = [
                 (
-                    f"{claim['id']}: {label}",
-                    verdict.steps[label].per_model if label in verdict.steps else {},
+                    f"{claim['id']}: {step_label(step)}",
+                    verdict.steps[step_label(step)].per_model if step_label(step) in verdict.steps else {},
                     effect,
+                    step,
                 )
-                for label, effect in zip((step_label(step) for step in chain_steps(rule)), effects)
+                for step, effect in zip(chain_steps(rule), effects)
             ]
-        scale = rule.get("scale", 1)
-        for label, per_model, paper in parts:
+        for label, per_model, paper, step in parts:
+            scale = step.get("scale", 1)
             for model, numbers in per_model.items():
                 difference = numbers["difference"]
                 rows.append(
@@ -666,7 +734,7 @@ def effects_table(results_dir: str | Path, claims: list[dict] | None = None) -> 
                         "low": scale * difference.low,
                         "high": scale * difference.high,
                         "paper": np.nan if paper is None else float(paper),
-                        "unit": _unit(rule),
+                        "unit": _unit(step),
                         "kind": claim["kind"],
                     }
                 )

@@ -607,6 +607,8 @@ def plot_fidelity_examples(examples, class_names, threshold: float = 0.10, title
 # Results page
 # --------------------------------------------------------------------------------------------
 
+#: What :func:`plot_forest` adds to a claim's heading for each kind of claim other than the paper's.
+KIND_SUFFIXES = {"extension": " (extension)", "later-work": " (later work)"}
 #: Columns :func:`plot_forest` needs (``paper`` and ``kind`` are optional).
 FOREST_COLUMNS = ("claim", "label", "model", "estimate", "low", "high", "unit")
 
@@ -624,7 +626,7 @@ def _forest_rows(part: pd.DataFrame, width_pt: float, size: float) -> tuple[np.n
     for _, row in part.iterrows():
         key = (row["claim"], row["label"], row["kind"])
         if key != previous:
-            text = str(row["label"]) + (" (extension)" if row["kind"] == "extension" else "")
+            text = str(row["label"]) + KIND_SUFFIXES.get(row["kind"], "")
             text = _wrap(text, width_pt, size)
             lines = text.count("\n") + 1
             y += 0.0 if previous is None else 0.35
@@ -639,17 +641,17 @@ def _forest_rows(part: pd.DataFrame, width_pt: float, size: float) -> tuple[np.n
 @_themed
 def plot_forest(effects: pd.DataFrame):
     """The results page's forest plot: per claim (a heading, with "(extension)" for the
-    seed's extension claims) one row per model, this report's effect as a dot on its 95 %
-    interval (a horizontal line), the paper's effect in the same unit as a red diamond on the
-    same row where it has one, a dashed line at 0. Extension claims (``kind == "extension"``,
-    not claims of the paper) have hollow dots. One panel per ``unit``, stacked, each with its
-    own x axis; rows keep the table's order, top to bottom. The legend explaining the markers
-    is below the panels.
+    seed's extension claims and "(later work)" for claims of later papers) one row per model,
+    this report's effect as a dot on its 95 % interval (a horizontal line), the paper's effect
+    in the same unit as a red diamond on the same row where it has one, a dashed line at 0.
+    Extension claims (``kind == "extension"``, not claims of the paper) have hollow dots. One
+    panel per ``unit``, stacked, each with its own x axis; rows keep the table's order, top to
+    bottom. The legend explaining the markers is below the panels.
 
     ``effects`` columns: ``claim`` (id), ``label`` (short text for the claim's heading),
     ``model``, ``estimate``, ``low``, ``high``, ``unit`` (e.g. "pp", "Spearman ρ"), and
-    optionally ``paper`` (NaN where the paper gives none) and ``kind`` ("paper" or
-    "extension"; "paper" if absent). Rows without an estimate are left out; a missing interval
+    optionally ``paper`` (NaN where the paper gives none) and ``kind`` ("paper", "extension"
+    or "later-work"; "paper" if absent). Rows without an estimate are left out; a missing interval
     bound draws the dot alone. Raises ``ValueError`` when the table is empty, lacks a column,
     or has no estimate."""
     if effects is None or len(effects) == 0:
@@ -740,3 +742,134 @@ def plot_forest(effects: pd.DataFrame):
     handles.append(Line2D([], [], color="grey", ls="--", lw=1, label="no effect (0)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Beyond the paper
+# --------------------------------------------------------------------------------------------
+
+#: The similarity metrics of the sanity checks (Adebayo et al. 2018, Sec. 3) as panels title them.
+SIMILARITY_TITLES = {
+    "spearman_abs": "Spearman, absolute maps",
+    "spearman_signed": "Spearman, signed maps",
+    "ssim": "SSIM",
+    "hog": "HOG similarity",
+}
+
+
+def _method_colors(methods) -> dict:
+    """One colour per method, the same in every panel of a figure."""
+    palette = sns.color_palette("tab10" if len(methods) <= 10 else "tab20", n_colors=max(10, len(methods)))
+    return {method: palette[i] for i, method in enumerate(methods)}
+
+
+@_themed
+def plot_cascade(summary: pd.DataFrame, unrelated: str = "unrelated-images"):
+    """Adebayo et al.'s cascade curves (their Fig. 4 and 5): one row of panels per model, one
+    panel per similarity metric (:data:`SIMILARITY_TITLES`); x: the cascade's steps from the
+    original model (similarity 1 by definition) to the fully randomised one, y: the mean
+    similarity of each method's maps to the original model's, with its 95 % interval as a band;
+    the similarity of two unrelated images' maps (rows whose ``step`` is ``unrelated``) as a
+    dotted line in the method's colour on the right edge. ``summary`` columns: ``model``,
+    ``step_index``, ``step``, ``method``, ``metric``, ``mean``, ``low``, ``high``."""
+    models = list(dict.fromkeys(summary["model"]))
+    metrics_shown = [m for m in SIMILARITY_TITLES if m in set(summary["metric"])]
+    methods = list(dict.fromkeys(summary["method"]))
+    colors_of = _method_colors(methods)
+    fig, axes = plt.subplots(
+        len(models),
+        len(metrics_shown),
+        figsize=(MAX_WIDTH, 0.8 + 2.9 * len(models)),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    for row, model in enumerate(models):
+        of_model = summary[summary["model"] == model]
+        cascade = of_model[of_model["step"] != unrelated]
+        steps = ["original", *dict.fromkeys(cascade.sort_values("step_index")["step"])]
+        for col, metric in enumerate(metrics_shown):
+            ax = axes[row, col]
+            for method in methods:
+                part = cascade[(cascade["method"] == method) & (cascade["metric"] == metric)]
+                part = part.sort_values("step_index")
+                if part.empty:
+                    continue
+                x = np.arange(len(part) + 1)
+                mean = np.concatenate([[1.0], part["mean"].to_numpy(float)])
+                low = np.concatenate([[1.0], part["low"].to_numpy(float)])
+                high = np.concatenate([[1.0], part["high"].to_numpy(float)])
+                ax.plot(x, mean, marker="o", ms=3, color=colors_of[method], label=method)
+                ax.fill_between(x, low, high, color=colors_of[method], alpha=0.2, lw=0)
+                level = of_model[
+                    (of_model["step"] == unrelated)
+                    & (of_model["method"] == method)
+                    & (of_model["metric"] == metric)
+                ]["mean"]
+                if len(level) and np.isfinite(level.iloc[0]):
+                    ax.hlines(
+                        level.iloc[0], len(x) - 1.4, len(x) - 0.6, color=colors_of[method], ls=":", lw=2
+                    )
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xticks(np.arange(len(steps)), steps, rotation=60, ha="right", fontsize=10)
+            if row == 0:
+                _panel_title(ax, SIMILARITY_TITLES[metric])
+            if col == 0:
+                ax.set_ylabel(f"{model}\nsimilarity to original")
+    handles = [Line2D([], [], color=colors_of[m], marker="o", ms=3, label=m) for m in methods]
+    handles.append(Line2D([], [], color="grey", ls=":", lw=2, label="two unrelated images (level to reach)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=3)
+    return _finished(fig)
+
+
+@_themed
+def plot_causal_curves(curves: pd.DataFrame):
+    """Petsiuk et al.'s deletion and insertion curves: one row of panels per model, deletion
+    (left; lower is better) and insertion (right; higher is better); x: the fraction of pixels
+    removed or inserted in the order of the map, y: the mean probability of the explained class
+    over the images, a line per method (the reference orders dashed). ``curves`` columns:
+    ``model``, ``method``, ``curve``, ``fraction``, ``probability`` (and optionally
+    ``reference``, true for the reference orders; else the methods "random" and "centre")."""
+    models = list(dict.fromkeys(curves["model"]))
+    methods = list(dict.fromkeys(curves["method"]))
+    colors_of = _method_colors(methods)
+    is_reference = (
+        dict(zip(curves["method"], curves["reference"]))
+        if "reference" in curves
+        else {m: m in ("random", "centre") for m in methods}
+    )
+    fig, axes = plt.subplots(
+        len(models),
+        2,
+        figsize=(MAX_WIDTH, 0.8 + 3.0 * len(models)),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
+    )
+    for row, model in enumerate(models):
+        for col, curve in enumerate(("deletion", "insertion")):
+            ax = axes[row, col]
+            part = curves[(curves["model"] == model) & (curves["curve"] == curve)]
+            for method in methods:
+                line = part[part["method"] == method].sort_values("fraction")
+                if line.empty:
+                    continue
+                ax.plot(
+                    line["fraction"],
+                    line["probability"],
+                    marker="o",
+                    ms=3,
+                    color=colors_of[method],
+                    ls="--" if is_reference.get(method) else "-",
+                    label=method,
+                )
+            better = "lower" if curve == "deletion" else "higher"
+            _panel_title(ax, f"{model}: {curve} (area: {better} is better)")
+            ax.set_xlabel(f"fraction of pixels {'removed' if curve == 'deletion' else 'inserted'}")
+            ax.set_ylabel("probability of the class")
+    handles = [
+        Line2D([], [], color=colors_of[m], ls="--" if is_reference.get(m) else "-", marker="o", ms=3, label=m)
+        for m in methods
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4)
+    return _finished(fig)

@@ -256,13 +256,20 @@ def rank_correlation(map_a, map_b) -> float:
     """Spearman rank correlation between two maps of the same shape (scipy.stats.spearmanr on
     the flattened values; ties get average ranks). Paper Sec. 5.3 compares explanation maps with
     occlusion maps this way. A constant map has no ranking: NaN."""
-    a = np.asarray(map_a, np.float64).ravel()
-    b = np.asarray(map_b, np.float64).ravel()
+    pair = _varying_pair(map_a, map_b, "maps differ in size")
+    return float(stats.spearmanr(*pair).statistic) if pair else float("nan")
+
+
+def _varying_pair(values_a, values_b, mismatch: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two equally long flat float64 vectors, or None when either is constant (nothing varies to
+    correlate); ``mismatch`` starts the error for vectors of different sizes."""
+    a = np.asarray(values_a, np.float64).ravel()
+    b = np.asarray(values_b, np.float64).ravel()
     if a.shape != b.shape:
-        raise ValueError(f"maps differ in size: {np.shape(map_a)} vs {np.shape(map_b)}")
+        raise ValueError(f"{mismatch}: {np.shape(values_a)} vs {np.shape(values_b)}")
     if np.all(a == a[0]) or np.all(b == b[0]):
-        return float("nan")
-    return float(stats.spearmanr(a, b).statistic)
+        return None
+    return a, b
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,3 +371,97 @@ def inter_rater_agreement(ratings, scale) -> float:
     return float(
         krippendorff.alpha(reliability_data=matrix, level_of_measurement="ordinal", value_domain=list(scale))
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Sanity checks: similarity of two maps (Adebayo et al., NeurIPS 2018, Sec. 3)
+# --------------------------------------------------------------------------------------------
+
+#: HOG settings of :func:`hog_similarity` (scikit-image's ``hog``): unsigned orientations in 9 bins,
+#: blocks of 2 x 2 cells, L2-Hys block normalisation (Dalal & Triggs 2005, scikit-image's default).
+HOG_ORIENTATIONS = 9
+HOG_CELLS_PER_BLOCK = (2, 2)
+
+#: Cell size in pixels for 224 px ImageNet maps: 14 x 14 cells (:func:`hog_similarity`'s default).
+HOG_PIXELS_PER_CELL = 16
+
+
+def _same_shape_maps(map_a, map_b) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(map_a, np.float64)
+    b = np.asarray(map_b, np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(
+            f"need two (H, W) maps of the same shape; got {np.shape(map_a)} and {np.shape(map_b)}"
+        )
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("maps contain NaN or inf values")
+    return a, b
+
+
+def spearman_abs(map_a, map_b) -> float:
+    """Spearman rank correlation of the absolute values of two maps (Adebayo et al. 2018, Sec. 3,
+    "rank correlation with absolute values"): :func:`rank_correlation` of ``|a|`` and ``|b|``. A
+    map whose absolute values are all equal has no ranking: NaN."""
+    return rank_correlation(np.abs(np.asarray(map_a, np.float64)), np.abs(np.asarray(map_b, np.float64)))
+
+
+def spearman_signed(map_a, map_b) -> float:
+    """Spearman rank correlation of two maps with their signs (Adebayo et al. 2018, Sec. 3, "rank
+    correlation without absolute values"): :func:`rank_correlation` of the maps as they are. For a
+    non-negative map (Grad-CAM) it equals :func:`spearman_abs`."""
+    return rank_correlation(map_a, map_b)
+
+
+def ssim_similarity(map_a, map_b) -> float:
+    """Structural similarity (SSIM; Wang et al. 2004) of two ``(H, W)`` maps on a 0..1 scale
+    (Adebayo et al. 2018, Sec. 3: SSIM of the normalised absolute maps). scikit-image's
+    ``structural_similarity`` with ``data_range=1`` -- the maps must already be on [0, 1]
+    (normalise them first with :func:`gradcam_core.maps.normalize_maps`, the report's one
+    normaliser; other values are refused rather than rescaled here) -- and Wang et al.'s settings:
+    an 11-tap Gaussian window of sigma 1.5 (``gaussian_weights=True``) and population covariances
+    (``use_sample_covariance=False``). Identical maps give 1 (constant ones included)."""
+    from skimage.metrics import structural_similarity
+
+    a, b = _same_shape_maps(map_a, map_b)
+    if min(a.min(), b.min()) < 0 or max(a.max(), b.max()) > 1:
+        raise ValueError("SSIM compares maps on a 0..1 scale; normalise them first (maps.normalize_maps)")
+    return float(
+        structural_similarity(
+            a, b, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+    )
+
+
+def hog_features(heatmap, pixels_per_cell: int = HOG_PIXELS_PER_CELL) -> np.ndarray:
+    """The histogram-of-oriented-gradients feature vector of one ``(H, W)`` map (scikit-image's
+    ``hog`` with :data:`HOG_ORIENTATIONS` unsigned orientation bins, square cells of
+    ``pixels_per_cell`` pixels, :data:`HOG_CELLS_PER_BLOCK` cells per block, L2-Hys block
+    normalisation). Unsigned orientations: a map and its inverse (``1 - map``) have the same
+    features."""
+    from skimage.feature import hog
+
+    return hog(
+        np.asarray(heatmap, np.float64),
+        orientations=HOG_ORIENTATIONS,
+        pixels_per_cell=(pixels_per_cell, pixels_per_cell),
+        cells_per_block=HOG_CELLS_PER_BLOCK,
+        block_norm="L2-Hys",
+        feature_vector=True,
+    )
+
+
+def pearson_correlation(values_a, values_b) -> float:
+    """Pearson correlation of two equally long vectors (``scipy.stats.pearsonr``); NaN when either
+    is constant (no variation to correlate)."""
+    pair = _varying_pair(values_a, values_b, "vectors differ in length")
+    return float(stats.pearsonr(*pair).statistic) if pair else float("nan")
+
+
+def hog_similarity(map_a, map_b, pixels_per_cell: int = HOG_PIXELS_PER_CELL) -> float:
+    """Pearson correlation of the HOG feature vectors of two ``(H, W)`` maps (Adebayo et al. 2018,
+    Sec. 3, "Pearson correlation of the histogram of gradients (HOGs) derived from two maps";
+    :func:`hog_features` then :func:`pearson_correlation`). Cells of ``pixels_per_cell`` pixels:
+    16 for 224 px maps (14 x 14 cells), 4 for 28 px MNIST maps (7 x 7). A map without any gradient
+    (constant) has all-zero features: NaN."""
+    a, b = _same_shape_maps(map_a, map_b)
+    return pearson_correlation(hog_features(a, pixels_per_cell), hog_features(b, pixels_per_cell))

@@ -13,7 +13,8 @@ Full profile (weights downloaded by torchvision / torchxrayvision on a user's ma
 from a local file): ``vgg16``, ``alexnet``, ``googlenet``, ``resnet50``, ``densenet121``,
 ``chexnet``. Stand-ins trained here (architectures and checkpoints in
 :mod:`gradcam_core.standins`, training in :mod:`gradcam_core.training`): ``squeezenet1_1-cxr``,
-``mnist-cnn``, ``cifar10-cnn``.
+``mnist-cnn``, ``cifar10-cnn``, and ``mnist-cnn-permuted-labels`` (mnist-cnn trained on permuted
+labels, for the sanity checks of :mod:`gradcam_core.tasks.sanity`).
 """
 
 from __future__ import annotations
@@ -560,18 +561,31 @@ for _spec in (
         embedded=True,
         cam_compatible=True,
     ),
-    ModelSpec(
-        "mnist-cnn",
-        "STAND-IN: small CNN trained here on 8,000 of the 10,000 embedded MNIST test digits",
-        _checkpoint_builder("mnist-cnn"),
-        "features.11",
-        "classifier",
-        normalize=no_normalization,
-        class_names=_digits,
-        embedded=True,
-        cam_compatible=True,
-        input_size=28,
-        grayscale=True,
+    *(
+        ModelSpec(
+            name,
+            description,
+            _checkpoint_builder(name),
+            "features.11",
+            "classifier",
+            normalize=no_normalization,
+            class_names=_digits,
+            embedded=True,
+            cam_compatible=True,
+            input_size=28,
+            grayscale=True,
+        )
+        for name, description in (
+            (
+                "mnist-cnn",
+                "STAND-IN: small CNN trained here on 8,000 of the 10,000 embedded MNIST test digits",
+            ),
+            (
+                "mnist-cnn-permuted-labels",
+                "STAND-IN: mnist-cnn's network and training on randomly permuted training labels "
+                "(Adebayo et al. 2018's data randomisation test)",
+            ),
+        )
     ),
     ModelSpec(
         "cifar10-cnn",

@@ -119,7 +119,7 @@ def _bare_verdicts(verdicts: pd.DataFrame) -> pd.Series:
 
 
 def verdict_counts(verdicts: pd.DataFrame, kind: str) -> str:
-    """How many claims of ``kind`` ("paper" or "extension") in a verdict table
+    """How many claims of ``kind`` ("paper", "extension" or "later-work") in a verdict table
     (:func:`gradcam_core.claims.verdict_table`) got each verdict, as text: "3 reproduced,
     2 partly reproduced, 1 not run"."""
     mine = verdicts[verdicts["kind"] == kind]

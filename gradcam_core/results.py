@@ -22,13 +22,14 @@ REFERENCE_FILES = {
     "paper": "paper_results.yaml",
     "seed": "seed_results.yaml",
     "models": "model_accuracy.yaml",
+    "later": "later_work.yaml",
 }
 RUN_TIMES_FILE = "run_times.csv"
 
 
 def load_reference(name: str) -> dict:
-    """The paper's (``"paper"``) or the seed's (``"seed"``) numbers or the embedded models'
-    documented accuracy (``"models"``), from the committed reference YAML files in
+    """The paper's (``"paper"``), the seed's (``"seed"``) or later work's (``"later"``) numbers or
+    the embedded models' documented accuracy (``"models"``), from the committed reference YAML files in
     ``data/reference`` (the claims registry is read by :func:`gradcam_core.claims.load_claims`)."""
     if name not in REFERENCE_FILES:
         raise ValueError(f"reference must be one of {', '.join(REFERENCE_FILES)}; got {name!r}")

@@ -1,6 +1,7 @@
 """Stand-in models: the networks trained here because the real models of Tasks 5 and 7 cannot be
-downloaded where the report is built -- their architectures, the configurations that determine
-their weights, and where their checkpoints live.
+downloaded where the report is built, and the MNIST network trained on permuted labels for the
+data randomisation test (Adebayo et al. 2018, :mod:`gradcam_core.tasks.sanity`) -- their
+architectures, the configurations that determine their weights, and where their checkpoints live.
 
 A :class:`TrainingConfig` says everything that determines a checkpoint; its :meth:`digest`
 (sha256 of the configuration, the training code's version and torch's version) names the cached
@@ -46,18 +47,43 @@ class TrainingConfig:
     held_out_fraction: float = 0.0  # X-rays: fraction of the unboxed images held out for AUC
     frozen_layers: int = 0  # X-rays: SqueezeNet feature blocks kept at their ImageNet weights
     flip: bool = False  # random horizontal flips (seeded)
+    permute_labels: bool = False  # train on a seeded permutation of the training labels (Adebayo et al.)
 
     def digest(self) -> str:
+        """sha256 (12 hex digits) of the configuration, :data:`TRAINING_CODE_VERSION` and torch's
+        version. Fields added after checkpoints were first cached
+        (:data:`DIGEST_OMITTED_AT_DEFAULT`) enter only when they differ from their default, so
+        every configuration that existed before them keeps its digest, and its checkpoint."""
+        config = {
+            key: value
+            for key, value in asdict(self).items()
+            if not (key in DIGEST_OMITTED_AT_DEFAULT and value == DIGEST_OMITTED_AT_DEFAULT[key])
+        }
         text = json.dumps(
-            {"config": asdict(self), "code": TRAINING_CODE_VERSION, "torch": torch.__version__},
-            sort_keys=True,
+            {"config": config, "code": TRAINING_CODE_VERSION, "torch": torch.__version__}, sort_keys=True
         )
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+#: Fields of :class:`TrainingConfig` added after checkpoints were cached, with the default at which
+#: :meth:`TrainingConfig.digest` leaves them out (so existing digests stay what they were).
+DIGEST_OMITTED_AT_DEFAULT = {"permute_labels": False}
 
 
 DEFAULT_CONFIGS = {
     "mnist-cnn": TrainingConfig(
         "mnist-cnn", "mnist", epochs=8, batch_size=64, learning_rate=3e-3, n_train=MNIST_TRAIN_DIGITS
+    ),
+    # Adebayo et al. 2018, Sec. 4 (data randomisation test): mnist-cnn's configuration, trained on
+    # its training digits with their labels randomly permuted (seeded); tested on the true labels.
+    "mnist-cnn-permuted-labels": TrainingConfig(
+        "mnist-cnn-permuted-labels",
+        "mnist",
+        epochs=8,
+        batch_size=64,
+        learning_rate=3e-3,
+        n_train=MNIST_TRAIN_DIGITS,
+        permute_labels=True,
     ),
     "cifar10-cnn": TrainingConfig(
         "cifar10-cnn", "cifar10", epochs=6, batch_size=64, learning_rate=3e-3, weight_decay=5e-4, flip=True
@@ -180,7 +206,7 @@ def squeezenet_multilabel(num_classes: int) -> nn.Module:
 
 def architecture(name: str) -> nn.Module:
     """The untrained network of the stand-in ``name`` (random weights)."""
-    if name == "mnist-cnn":
+    if name in ("mnist-cnn", "mnist-cnn-permuted-labels"):
         return mnist_cnn()
     if name == "cifar10-cnn":
         return cifar10_cnn()

@@ -76,6 +76,19 @@ def paired_difference(
     return PairedDifference(mean, float(interval.low), float(interval.high), int(differences.size))
 
 
+def mean_with_interval(
+    values, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """The mean of ``values`` (NaN dropped) with its percentile bootstrap interval: the
+    :func:`paired_difference` of the values and 0. All NaN (or none): three NaN."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    result = paired_difference(values, np.zeros_like(values), confidence, n_resamples, seed)
+    return result.mean, result.low, result.high
+
+
 def mcnemar_p(a, b) -> float:
     """McNemar's exact test of paired right/wrong decisions (two boolean arrays over the same
     items): the two-sided binomial test of the discordant pairs. 1.0 when there are none."""

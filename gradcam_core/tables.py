@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import metrics, statistics
+from . import claims, metrics, statistics
 from .results import load_reference
 
 
@@ -50,12 +50,14 @@ def _with_interval(value: float, low: float, high: float, digits: int | None = N
 def verdicts_html(verdicts: pd.DataFrame, page_folder: str = "book") -> str:
     """The verdict table (:func:`gradcam_core.claims.verdict_table`) as HTML for a book page in
     ``page_folder``: the claim (its id linking to the section that shows it), the paper's
-    numbers, this report's and the verdict; extensions of the seed reproduction marked as such."""
+    numbers, this report's and the verdict; extensions of the seed reproduction and claims of later
+    work marked as such (:data:`gradcam_core.claims.KIND_NAMES`)."""
     depth = len(Path(page_folder).parts)
     rows = []
     for r in verdicts.to_dict("records"):
         target = html.escape("../" * depth + r["link"] + ".html")
-        kind = "" if r["kind"] == "paper" else " <em>(extension of the DD2412 reproduction)</em>"
+        kind = claims.KIND_NAMES[r["kind"]]
+        kind = f" <em>({kind})</em>" if kind else ""
         rows.append(
             {
                 "claim": f'<a href="{target}"><b>{html.escape(r["claim"])}</b></a>{kind}<br>'
@@ -970,3 +972,176 @@ def fidelity_conclusions(summary: pd.DataFrame) -> list[str]:
             f"of the pixels {cost}; contrastivity {r['contrastivity']:.3f}"
         )
     return sentences
+
+
+# --------------------------------------------------------------------------------------------
+# Beyond the paper: sanity checks, deletion and insertion, Grad-CAM's successors
+# --------------------------------------------------------------------------------------------
+
+
+def _passes_label(passes) -> str:
+    """A sanity-check verdict as the chapter prints it."""
+    if passes is None or (isinstance(passes, float) and np.isnan(passes)):
+        return "n/a"
+    return "passes" if passes else "fails"
+
+
+def sanity_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The sanity checks' verdicts (:func:`gradcam_core.tasks.sanity.sanity_verdicts`) as the
+    chapter prints them: per model and method, the mean Spearman correlation of the absolute maps
+    with the original ones at the last step (fully randomised model, or permuted labels) over the
+    image pairs that have one (``pairs``: constant maps have none), its paired difference from two
+    unrelated images' (95 % interval) and SSIM's, and the verdict ("fails" when either interval
+    lies above 0)."""
+    rows = []
+    for r in verdicts.to_dict("records"):
+        rows.append(
+            {
+                "model": r["model"],
+                "method": r["method"],
+                "pairs": int(r["spearman_abs_n"]),
+                "Spearman |map|, randomised": round(r["spearman_abs_randomised"], 3),
+                "Spearman |map|, minus unrelated": _with_interval(
+                    r["spearman_abs_difference"], r["spearman_abs_low"], r["spearman_abs_high"]
+                ),
+                "SSIM, minus unrelated": _with_interval(r["ssim_difference"], r["ssim_low"], r["ssim_high"]),
+                "sanity check": _passes_label(r["passes"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def deletion_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Deletion and insertion (:func:`gradcam_core.tasks.deletion.deletion_summary`) as the
+    chapter prints them: per model and method (the reference orders last), the images, the mean
+    AUCs with their 95 % intervals and each one's paired difference from Grad-CAM's on the same
+    images."""
+    rows = []
+    for r in summary.to_dict("records"):
+        row = {"model": r["model"], "method": r["method"], "images": r["n_images"]}
+        for curve in ("deletion", "insertion"):
+            row[f"{curve} AUC"] = r[curve]
+            difference = (r[f"{curve}_diff"], r[f"{curve}_diff_low"], r[f"{curve}_diff_high"])
+            row[f"{curve}, minus Grad-CAM"] = (
+                "n/a"
+                if r["method"] == "grad-cam" or not np.isfinite(difference[0])
+                else _with_interval(*difference)
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cost_cell(forward_passes: float) -> str:
+    """A cost in forward passes: three significant digits below 100, whole passes above."""
+    return f"{forward_passes:.3g}" if forward_passes < 100 else f"{forward_passes:,.0f}"
+
+
+def accuracy_table(accuracies: pd.DataFrame) -> pd.DataFrame:
+    """The data randomisation test's accuracies (:class:`gradcam_core.tasks.sanity.DataRandomisationRun`)
+    in % with one decimal, the models, splits and labels as they are."""
+    return accuracies.assign(accuracy=(100 * accuracies["accuracy"]).round(1)).rename(
+        columns={"accuracy": "accuracy (%)"}
+    )
+
+
+def _localization_error(rows: pd.DataFrame) -> str:
+    return _error_cell(rows["loc_top1"]) if len(rows) else "n/a"
+
+
+def successors_table(
+    localization: pd.DataFrame,
+    tuned_rows: pd.DataFrame,
+    pointing: pd.DataFrame,
+    deletion: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    costs: pd.DataFrame,
+    methods,
+    threshold: float = 0.15,
+) -> pd.DataFrame:
+    """The chapter's one table of Grad-CAM beside its successors, per model and method of
+    ``methods``: Task 1's top-1 localisation error in % at ``threshold`` (the paper's 15 %) and
+    at the method's tuned threshold on the held-out images (95 % Wilson intervals), Task 2's
+    pointing accuracy in % on the difficult images (ground-truth cue), the deletion and insertion
+    AUCs, the sanity-check verdict and the cost of a map as a multiple of one forward pass. A
+    method without results in one of the inputs shows "n/a" there (Score-CAM, run on few images,
+    has no held-out images for a tuned threshold when all of them are tuning images)."""
+    at_threshold = localization[localization["threshold"] == threshold]
+    if "is_gt" not in pointing:  # no pointing-game rows (no difficult image)
+        pointing = pd.DataFrame(columns=["model", "method", "is_gt", "hit"])
+    cued = pointing[pointing["is_gt"].astype(bool)]
+    rows = []
+    for model in dict.fromkeys(localization["model"]):
+        for method in methods:
+
+            def of(table, model=model, method=method):
+                return table[(table["model"] == model) & (table["method"] == method)]
+
+            hits = of(cued)["hit"].to_numpy(bool)
+            deleted = of(deletion)
+            verdict = of(verdicts)
+            cost = of(costs)
+            tuned = of(tuned_rows)
+            rows.append(
+                {
+                    "model": model,
+                    "method": method,
+                    f"loc err, {threshold:.0%}": _localization_error(of(at_threshold)),
+                    "loc err, tuned": (
+                        f"{_localization_error(tuned)} at {tuned['threshold'].iloc[0]:.0%}"
+                        if len(tuned)
+                        else "n/a"
+                    ),
+                    "pointing, difficult": (
+                        _with_interval(*statistics.proportion_with_ci(hits)) if hits.size else "n/a"
+                    ),
+                    "deletion AUC": deleted["deletion"].iloc[0] if len(deleted) else "n/a",
+                    "insertion AUC": deleted["insertion"].iloc[0] if len(deleted) else "n/a",
+                    "sanity check": _passes_label(verdict["passes"].iloc[0]) if len(verdict) else "n/a",
+                    "cost (forward passes)": (
+                        _cost_cell(cost["forward_passes"].iloc[0]) if len(cost) else "n/a"
+                    ),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def identity_table(identities: pd.DataFrame) -> pd.DataFrame:
+    """Per model and successor of Grad-CAM (:func:`gradcam_core.tasks.successors.run_gradcam_identities`):
+    whether the model's target layer feeds global average pooling and one linear classifier, the
+    images, and the largest and the median absolute difference between the successor's
+    normalised maps and Grad-CAM's (in scientific notation: a float32 rounding error is about
+    1e-7, a visible difference above 1e-2)."""
+    rows = []
+    for (model, method), group in identities.groupby(["model", "method"], sort=False):
+        differences = group["max_abs_difference"].to_numpy(float)
+        rows.append(
+            {
+                "model": model,
+                "method": method,
+                "pooling + linear classifier": "yes" if bool(group["gap_linear"].iloc[0]) else "no",
+                "images": len(group),
+                "largest difference": f"{differences.max():.1e}",
+                "median difference": f"{np.median(differences):.1e}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def deletion_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
+    """Wang et al. 2020's deletion and insertion AUCs (Score-CAM, Table 3; VGG-16) for Grad-CAM,
+    Grad-CAM++ and Score-CAM beside this report's per stand-in model (a
+    :func:`gradcam_core.tasks.deletion.deletion_summary`, AUCs with their 95 % intervals)."""
+    reference = load_reference("later")["score_cam_deletion_insertion"]["rows"]
+    rows = []
+    for paper in reference:
+        mine = summary[summary["method"] == paper["method"]]
+        row = {
+            "method": paper["method"],
+            "deletion, Wang et al. (VGG-16)": paper["deletion"],
+            "insertion, Wang et al. (VGG-16)": paper["insertion"],
+        }
+        for r in mine.to_dict("records"):
+            row[f"deletion, {r['model']}"] = r["deletion"]
+            row[f"insertion, {r['model']}"] = r["insertion"]
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("n/a")

@@ -127,15 +127,35 @@ def xray_splits(held_out_fraction: float = 0.25, seed: int = 0, records=None) ->
     )
 
 
+#: The seed sequence of the label permutation is ``[config.seed, LABEL_PERMUTATION_STREAM]``: a
+#: stream of its own, apart from the one that splits MNIST (``default_rng(config.seed)``).
+LABEL_PERMUTATION_STREAM = 1
+
+
+def with_permuted_labels(split: Split, seed: int = 0) -> Split:
+    """``split`` with its labels randomly permuted among its items (seeded by ``[seed,
+    LABEL_PERMUTATION_STREAM]``): the images stay, each gets another item's label, so the label
+    counts are unchanged but labels and images are independent (Adebayo et al. 2018, Sec. 4,
+    the data randomisation test; Zhang et al. 2017's random labels)."""
+    order = np.random.default_rng([seed, LABEL_PERMUTATION_STREAM]).permutation(len(split))
+    return Split(split.images, split.labels[torch.from_numpy(order)], list(split.names))
+
+
 def training_data(config: TrainingConfig) -> tuple[Split, Split]:
-    """(train, evaluation) splits for ``config``'s dataset."""
+    """(train, evaluation) splits for ``config``'s dataset; with ``config.permute_labels`` the
+    training labels are permuted (:func:`with_permuted_labels`), the evaluation split keeps the
+    true ones."""
     if config.dataset == "mnist":
-        return mnist_splits(config.n_train or standins.MNIST_TRAIN_DIGITS, config.seed)
-    if config.dataset == "cifar10":
-        return cifar10_split("train"), cifar10_split("test")
-    if config.dataset == "nih_cxr":
-        return xray_splits(config.held_out_fraction, config.seed)
-    raise ValueError(f"unknown dataset {config.dataset!r}; known: mnist, cifar10, nih_cxr")
+        train, evaluation = mnist_splits(config.n_train or standins.MNIST_TRAIN_DIGITS, config.seed)
+    elif config.dataset == "cifar10":
+        train, evaluation = cifar10_split("train"), cifar10_split("test")
+    elif config.dataset == "nih_cxr":
+        train, evaluation = xray_splits(config.held_out_fraction, config.seed)
+    else:
+        raise ValueError(f"unknown dataset {config.dataset!r}; known: mnist, cifar10, nih_cxr")
+    if config.permute_labels:
+        train = with_permuted_labels(train, config.seed)
+    return train, evaluation
 
 
 # --------------------------------------------------------------------------------------------

@@ -446,6 +446,7 @@ def test_the_reproduction_is_called_by_its_plain_name(book_html, browser, page):
         ("notebooks/05_chest_xray", "stand-in"),
         ("notebooks/07_contrastivity_fidelity", "Pope et al."),
         ("notebooks/04_user_study", "Running the study"),
+        ("notebooks/08_beyond_the_paper", "Adebayo et al."),
     ],
 )
 def test_new_chapters_render_with_figures(book_html, browser, page, text):

@@ -543,7 +543,7 @@ def test_absolute_continuous_values_and_paired_columns(tmp_path):
     [
         (lambda c: c.pop("measured"), "'measured' is required"),
         (lambda c: c["paper"].pop("protocol"), "'paper.protocol' is required"),
-        (lambda c: c.update(kind="opinion"), "'kind' must be one of paper, extension"),
+        (lambda c: c.update(kind="opinion"), "'kind' must be one of paper, extension, later-work"),
         (lambda c: c.update(verdict="reproduced"), "'verdict' is not a claim field"),
         (lambda c: c["rule"].update(type="vibes"), "'rule.type' must be one of"),
         (lambda c: c["rule"].update(better="more"), "'rule.better' must be 'higher' or 'lower'"),
@@ -593,7 +593,7 @@ def book_docnames() -> set[str]:
 
 def test_the_shipped_registry_loads_and_every_entry_is_sound():
     registry = claims.load_claims()
-    assert registry == claims.load_claims(claims.CLAIMS_FILE) and 10 <= len(registry) <= 20
+    assert registry == claims.load_claims(claims.CLAIMS_FILE) and 10 <= len(registry) <= 30
     ids = [c["id"] for c in registry]
     assert len(ids) == len(set(ids))
     docnames = book_docnames()
@@ -611,7 +611,10 @@ def test_the_shipped_registry_loads_and_every_entry_is_sound():
         assert (entry["kind"] == "extension") == entry["link"].startswith(
             ("notebooks/05_", "notebooks/06_", "notebooks/07_")
         ), entry["id"]
-    assert {"paper", "extension"} == set(kinds.values())
+    # claims of papers after Grad-CAM live on the chapter beyond the paper, and only there
+    for entry in registry:
+        assert (entry["kind"] == "later-work") == entry["link"].startswith("notebooks/08_"), entry["id"]
+    assert {"paper", "extension", "later-work"} == set(kinds.values())
     links = {c["link"] for c in registry if c["kind"] == "extension"}
     assert {
         "notebooks/05_chest_xray",
@@ -711,3 +714,67 @@ def test_the_registrys_shown_text_names_the_dd2412_reproduction_never_the_seed()
         shown.append(str(entry["rule"].get("reason", "")))
         for text in shown:
             assert not re.search(r"\bseed\b(?!ed)|\bseed's\b", text), (entry["id"], text)
+
+
+# --------------------------------------------------------------------------------------------
+# within: "the same maps", judged against a numerical tolerance
+# --------------------------------------------------------------------------------------------
+
+IDENTITY = "08_beyond_the_paper/successor_identity.csv"
+
+
+def within_claim(**overrides) -> dict:
+    rule = {"type": "within", "results": IDENTITY, "metric": "max_abs_difference", "at_most": 1e-4}
+    return claim({**rule, **overrides})
+
+
+def identity_rows(largest: dict[str, float]) -> pd.DataFrame:
+    """Per model three images whose differences are 0, the model's largest and half of it, and a
+    row of another method pair that the filter must leave out."""
+    rows = []
+    for model, top in largest.items():
+        for i, value in enumerate([0.0, top, top / 2]):
+            rows.append({"model": model, "image": f"i{i}", "method": "hirescam", "max_abs_difference": value})
+        rows.append({"model": model, "image": "i0", "method": "layer-cam", "max_abs_difference": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_within_every_verdict_from_the_largest_value(tmp_path):
+    where = {"where": {"method": "hirescam"}}
+    write(tmp_path, IDENTITY, identity_rows({"m1": 1e-7, "m2": 5e-5}))
+    verdict = claims.evaluate(within_claim(**where), tmp_path)
+    assert verdict.verdict == REPRODUCED and verdict.per_model["m2"]["value"] == 5e-5
+    assert verdict.per_model["m1"]["n"] == 3
+    assert verdict.this_report == (
+        "m1: largest max_abs_difference 1e-07 (tolerance 0.0001), n=3; "
+        "m2: largest max_abs_difference 5e-05 (tolerance 0.0001), n=3"
+    )
+    write(tmp_path, IDENTITY, identity_rows({"m1": 1e-7, "m2": 0.2}))
+    verdict = claims.evaluate(within_claim(**where), tmp_path)
+    assert verdict.verdict == PARTLY and "m2: above the tolerance" in verdict.reason
+    assert "m1: within the tolerance" in verdict.reason
+    write(tmp_path, IDENTITY, identity_rows({"m1": 0.3, "m2": 0.2}))
+    assert claims.evaluate(within_claim(**where), tmp_path).verdict == NOT_REPRODUCED
+    # without the filter the other method pair's 0.5 counts: above the tolerance everywhere
+    write(tmp_path, IDENTITY, identity_rows({"m1": 1e-7, "m2": 1e-7}))
+    assert claims.evaluate(within_claim(), tmp_path).verdict == NOT_REPRODUCED
+    assert claims.evaluate(within_claim(where={"method": "score-cam"}), tmp_path).verdict == NOT_RUN
+
+
+@pytest.mark.parametrize("at_most", [-1, "small", True])
+def test_within_refuses_a_tolerance_that_is_not_a_number(at_most):
+    with pytest.raises(claims.ClaimError, match="'rule.at_most' must be a number >= 0"):
+        within_claim(at_most=at_most)
+
+
+def test_an_ordering_on_fewer_pairs_than_the_minimum_is_never_judged(tmp_path):
+    # four images, every one in the paper's direction: a bootstrap over them excludes 0, but four
+    # pairs are too few to judge
+    few = claims.MIN_PAIRS - 1
+    write(tmp_path, LOCALIZATION, localization_rows({"m1": ([1] * few, [0] * few)}))
+    verdict = claims.evaluate(localization_ordering(), tmp_path)
+    assert verdict.verdict == claims.INCONCLUSIVE and verdict.per_model["m1"]["outcome"] == "neither"
+    assert verdict.this_report.endswith(f"n={few} (too few pairs to judge)")
+    enough = claims.MIN_PAIRS
+    write(tmp_path, LOCALIZATION, localization_rows({"m1": ([1] * enough, [0] * enough)}))
+    assert claims.evaluate(localization_ordering(), tmp_path).verdict == REPRODUCED

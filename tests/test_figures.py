@@ -463,3 +463,156 @@ def test_forest_without_optional_columns():
     fig = figures.plot_forest(effects)
     assert _points(fig, "estimate") == len(effects) and _points(fig, "paper") == 0
     assert not any("(extension)" in t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+# --------------------------------------------------------------------------------------------
+# Beyond the paper
+# --------------------------------------------------------------------------------------------
+
+
+def _cascade_summary():
+    """Two models, two methods, two metrics, cascade steps "logits" (1) and "conv" (2) and the
+    unrelated-images reference (step 0); backprop has no reference SSIM (NaN)."""
+    rows = []
+    for model in ("m", "n"):
+        for method, start in (("grad-cam", 0.8), ("backprop", 0.6)):
+            for metric in ("ssim", "spearman_abs"):  # not in SIMILARITY_TITLES' order
+                for index, step, mean in (
+                    (1, "logits", start),
+                    (2, "conv", start - 0.3),
+                    (0, "unrelated-images", 0.1),
+                ):
+                    if step == "unrelated-images" and method == "backprop" and metric == "ssim":
+                        mean = np.nan
+                    rows.append(
+                        {
+                            "model": model,
+                            "step_index": index,
+                            "step": step,
+                            "method": method,
+                            "metric": metric,
+                            "mean": mean,
+                            "low": mean - 0.05,
+                            "high": mean + 0.05,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def _dotted_segments(ax) -> list[tuple[tuple[float, float], float]]:
+    """The horizontal dotted segments of ``ax`` (``hlines``) as ``((x0, x1), y)``."""
+    segments = []
+    for collection in ax.collections:
+        styles = collection.get_linestyles()
+        if isinstance(collection, mpl.collections.LineCollection) and styles and styles[0][1] is not None:
+            for segment in collection.get_segments():
+                (x0, y0), (x1, y1) = segment
+                assert y0 == y1
+                segments.append(((float(x0), float(x1)), float(y0)))
+    return segments
+
+
+def test_cascade():
+    fig = figures.plot_cascade(_cascade_summary())
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 * 2  # 2 models x 2 metrics
+    # metrics in SIMILARITY_TITLES' order; titles on the first row, the model's label on the first column
+    assert [ax.get_title() for ax in fig.axes] == ["Spearman, absolute maps", "SSIM", "", ""]
+    assert [ax.get_ylabel() for ax in fig.axes] == [
+        "m\nsimilarity to original",
+        "",
+        "n\nsimilarity to original",
+        "",
+    ]
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["original", "logits", "conv"]
+        curves = [line for line in ax.lines if line.get_label() in ("grad-cam", "backprop")]
+        assert len(curves) == 2 and len(ax.lines) == 3  # a line per method and the zero line
+        grad_cam = curves[0]
+        assert grad_cam.get_label() == "grad-cam"
+        np.testing.assert_allclose(grad_cam.get_xdata(), [0, 1, 2])
+        np.testing.assert_allclose(grad_cam.get_ydata(), [1.0, 0.8, 0.5])  # starts at 1: the original
+        np.testing.assert_allclose(curves[1].get_ydata(), [1.0, 0.6, 0.3])
+    # the unrelated level: a dotted segment at the last step in the method's colour, none where NaN
+    spearman, ssim = fig.axes[0], fig.axes[1]
+    assert sorted(_dotted_segments(spearman)) == [((1.6, 2.4), 0.1), ((1.6, 2.4), 0.1)]
+    assert _dotted_segments(ssim) == [((1.6, 2.4), 0.1)]  # backprop's reference SSIM is NaN
+    (level,) = [c for c in ssim.collections if isinstance(c, mpl.collections.LineCollection)]
+    assert colors.to_hex(level.get_colors()[0]) == colors.to_hex(ssim.lines[0].get_color())  # grad-cam's
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(fig.legends) == 1 and legend == [
+        "grad-cam",
+        "backprop",
+        "two unrelated images (level to reach)",
+    ]
+
+
+def test_cascade_of_one_metric_one_model():
+    summary = _cascade_summary()
+    fig = figures.plot_cascade(summary[(summary["model"] == "n") & (summary["metric"] == "ssim")])
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "SSIM"
+    assert fig.axes[0].get_ylabel() == "n\nsimilarity to original"
+
+
+def _causal_curves():
+    rows = []
+    for model in ("m", "n"):
+        for method, level in (("grad-cam", 0.5), ("score-cam", 0.6), ("random", 0.3), ("centre", 0.4)):
+            for curve in ("deletion", "insertion"):
+                for fraction in (1.0, 0.0, 0.5):  # unsorted: the lines go left to right
+                    probability = level * (1 - fraction) if curve == "deletion" else level * fraction
+                    rows.append(
+                        {
+                            "model": model,
+                            "method": method,
+                            "curve": curve,
+                            "fraction": fraction,
+                            "probability": probability,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_causal_curves():
+    fig = figures.plot_causal_curves(_causal_curves())
+    assert isinstance(fig, Figure) and len(fig.axes) == 2 * 2  # models x (deletion, insertion)
+    assert [ax.get_title() for ax in fig.axes] == [
+        "m: deletion (area: lower is better)",
+        "m: insertion (area: higher is better)",
+        "n: deletion (area: lower is better)",
+        "n: insertion (area: higher is better)",
+    ]
+    assert fig.axes[0].get_xlabel() == "fraction of pixels removed"
+    assert fig.axes[1].get_xlabel() == "fraction of pixels inserted"
+    for ax in fig.axes:
+        assert [line.get_label() for line in ax.lines] == ["grad-cam", "score-cam", "random", "centre"]
+        # the reference orders dashed, the methods solid
+        assert [line.get_linestyle() for line in ax.lines] == ["-", "-", "--", "--"]
+        np.testing.assert_allclose(ax.lines[0].get_xdata(), [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(fig.axes[0].lines[1].get_ydata(), [0.6, 0.3, 0.0])  # score-cam deletion
+    np.testing.assert_allclose(fig.axes[3].lines[2].get_ydata(), [0.0, 0.15, 0.3])  # random insertion
+    # each method keeps its colour in every panel
+    for i in range(4):
+        assert len({colors.to_hex(ax.lines[i].get_color()) for ax in fig.axes}) == 1
+    assert len(fig.legends) == 1
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["grad-cam", "score-cam", "random", "centre"]
+    assert [h.get_linestyle() for h in legend.legend_handles] == ["-", "-", "--", "--"]
+
+
+def test_causal_curves_reference_column_decides_the_dashes():
+    curves = _causal_curves()
+    curves = curves[curves["model"] == "m"].assign(reference=lambda t: t["method"] == "score-cam")
+    fig = figures.plot_causal_curves(curves)
+    assert len(fig.axes) == 2
+    assert [line.get_linestyle() for line in fig.axes[0].lines] == ["-", "--", "-", "-"]
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [lambda: figures.plot_cascade(_cascade_summary()), lambda: figures.plot_causal_curves(_causal_curves())],
+    ids=["cascade", "causal_curves"],
+)
+def test_beyond_the_paper_figures_legible_in_the_column(draw):
+    fig = draw()
+    assert fig.get_size_inches()[0] <= 10
+    assert _smallest_text_px(fig) >= MIN_TEXT_PX

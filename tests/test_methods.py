@@ -429,6 +429,10 @@ def test_method_table_names_each_class_once():
         "shap-gradient-explainer": methods.ShapGradientExplainer,
         "c-mwp": methods.ContrastiveExcitationBackprop,
         "excitation-backprop": methods.ExcitationBackprop,
+        "hirescam": methods.HiResCAM,
+        "xgrad-cam": methods.XGradCAM,
+        "layer-cam": methods.LayerCAM,
+        "score-cam": methods.ScoreCAM,
     } == methods.METHODS
     assert "shap" not in methods.METHODS
 

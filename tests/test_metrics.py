@@ -308,3 +308,96 @@ def test_inter_rater_agreement_known_cases():
     )
     assert metrics.inter_rater_agreement(ratings, scale) == pytest.approx(expected)
     assert metrics.inter_rater_agreement([[2, 0, -2], [-2, 0, 2]], scale) < 0  # systematic disagreement
+
+
+# ------------------------------------------------------------------------------ sanity checks
+
+
+def _map_pair(size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Two related maps on [0, 1]: a smooth blob and the blob plus seeded noise."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    blob = np.exp(-((xs - 20.0) ** 2 + (ys - 30.0) ** 2) / 200.0)
+    noisy = np.clip(blob + 0.2 * np.random.default_rng(0).random((size, size)), 0, 1)
+    return blob, noisy
+
+
+def test_similarity_wrappers_equal_their_libraries():
+    from scipy import stats
+    from skimage.feature import hog
+    from skimage.metrics import structural_similarity
+
+    a, b = _map_pair()
+    signed_a, signed_b = a - 0.5, b - 0.4  # signed maps: the signs differ where the absolute values agree
+    assert metrics.spearman_abs(signed_a, signed_b) == pytest.approx(
+        stats.spearmanr(np.abs(signed_a).ravel(), np.abs(signed_b).ravel()).statistic
+    )
+    assert metrics.spearman_signed(signed_a, signed_b) == pytest.approx(
+        stats.spearmanr(signed_a.ravel(), signed_b.ravel()).statistic
+    )
+    assert metrics.ssim_similarity(a, b) == pytest.approx(
+        structural_similarity(
+            a, b, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+    )
+    settings = {
+        "orientations": 9,
+        "pixels_per_cell": (16, 16),
+        "cells_per_block": (2, 2),
+        "block_norm": "L2-Hys",
+    }
+    assert metrics.hog_similarity(a, b) == pytest.approx(
+        stats.pearsonr(hog(a, **settings), hog(b, **settings)).statistic
+    )
+    settings["pixels_per_cell"] = (8, 8)
+    assert metrics.hog_similarity(a, b, pixels_per_cell=8) == pytest.approx(
+        stats.pearsonr(hog(a, **settings), hog(b, **settings)).statistic
+    )
+    assert np.array_equal(metrics.hog_features(a), hog(a, **(settings | {"pixels_per_cell": (16, 16)})))
+
+
+def test_similarity_of_a_map_with_itself_is_one():
+    a, _ = _map_pair()
+    for similarity in (
+        metrics.spearman_abs,
+        metrics.spearman_signed,
+        metrics.ssim_similarity,
+        metrics.hog_similarity,
+    ):
+        assert similarity(a, a) == pytest.approx(1.0)
+    assert metrics.ssim_similarity(np.zeros((16, 16)), np.zeros((16, 16))) == pytest.approx(1.0)
+
+
+def test_similarities_by_hand():
+    # ranks of [1, -2, 3] and [-1, 2, 3]: absolute values equal -> 1; signed ranks (2, 1, 3) vs
+    # (1, 2, 3): d^2 sums to 2, rho = 1 - 6 * 2 / (3 * (9 - 1)) = 0.5
+    a, b = np.array([[1.0, -2.0, 3.0]]), np.array([[-1.0, 2.0, 3.0]])
+    assert metrics.spearman_abs(a, b) == pytest.approx(1.0)
+    assert metrics.spearman_signed(a, b) == pytest.approx(0.5)
+    # SSIM of two constant maps, 0.5 and 0: only the luminance term is left,
+    # (2 * 0.5 * 0 + C1) / (0.5^2 + 0^2 + C1) with C1 = (0.01 * data_range)^2 = 1e-4
+    half, zero = np.full((16, 16), 0.5), np.zeros((16, 16))
+    assert metrics.ssim_similarity(half, zero) == pytest.approx(1e-4 / (0.25 + 1e-4))
+    # HOG bins unsigned orientations and normalises each block: an inverted map and a scaled one
+    # have the same features (up to the normalisation's epsilon)
+    blob, _ = _map_pair()
+    assert metrics.hog_similarity(blob, 1 - blob) == pytest.approx(1.0)
+    assert metrics.hog_similarity(blob, 0.5 * blob) == pytest.approx(1.0, abs=1e-6)
+    # nothing to rank, no gradient: undefined
+    assert np.isnan(metrics.spearman_abs(zero, half)) and np.isnan(metrics.spearman_signed(half, half))
+    assert np.isnan(metrics.hog_similarity(blob, np.full((64, 64), 0.5)))
+    assert np.isnan(metrics.pearson_correlation([1, 1, 1], [1, 2, 3]))
+    assert metrics.pearson_correlation([1, 2, 3], [2, 4, 7]) == pytest.approx(
+        np.corrcoef([1, 2, 3], [2, 4, 7])[0, 1]
+    )
+
+
+def test_similarity_inputs_are_checked():
+    a, b = _map_pair()
+    with pytest.raises(ValueError, match="0..1 scale"):
+        metrics.ssim_similarity(a * 2, b)
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.ssim_similarity(a, b[:10])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        metrics.hog_similarity(np.full((64, 64), np.nan), b)
+    with pytest.raises(ValueError, match="differ in size"):
+        metrics.spearman_abs(a, b[:10])

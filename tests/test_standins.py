@@ -20,13 +20,10 @@ TINY = standins.TrainingConfig("mnist-cnn", "mnist", epochs=1, batch_size=64, le
 
 
 def test_digest_is_sha256_of_config_code_version_and_torch():
+    config = dataclasses.asdict(TINY)
+    del config["permute_labels"]  # added later: in the digest only when set (see below)
     text = json.dumps(
-        {
-            "config": dataclasses.asdict(TINY),
-            "code": standins.TRAINING_CODE_VERSION,
-            "torch": torch.__version__,
-        },
-        sort_keys=True,
+        {"config": config, "code": standins.TRAINING_CODE_VERSION, "torch": torch.__version__}, sort_keys=True
     )
     assert TINY.digest() == hashlib.sha256(text.encode()).hexdigest()[:12]
     assert TINY.digest() == dataclasses.replace(TINY).digest()
@@ -41,7 +38,12 @@ def test_digest_changes_with_the_training_code_version(monkeypatch):
 
 
 def test_default_configs_name_their_stand_ins():
-    assert set(standins.DEFAULT_CONFIGS) == {"mnist-cnn", "cifar10-cnn", "squeezenet1_1-cxr"}
+    assert set(standins.DEFAULT_CONFIGS) == {
+        "mnist-cnn",
+        "mnist-cnn-permuted-labels",
+        "cifar10-cnn",
+        "squeezenet1_1-cxr",
+    }
     for name, config in standins.DEFAULT_CONFIGS.items():
         assert config.name == name and standins.default_config(name) is config
         assert models.get_spec(name).embedded
@@ -144,3 +146,51 @@ def test_standin_specs_give_cam_equal_grad_cam(name, shape, tmp_path):
     grad_cam = maps.normalize_maps(methods.GradCAM(model).attribute(x, [1, 2]))
     cam = maps.normalize_maps(methods.CAM(model).attribute(x, [1, 2]))
     assert torch.allclose(grad_cam, cam, atol=1e-4)  # GAP + linear classifier: Sec. 3.1
+
+
+# ------------------------------------------------------------------------------ permuted labels
+
+#: The digests of the configurations that existed before ``permute_labels`` was added, computed
+#: before the change (torch 2.14.1+cu130): their cached checkpoints must keep their names.
+DIGESTS_BEFORE_PERMUTE_LABELS = {
+    "mnist-cnn": "c67c1442ec72",
+    "cifar10-cnn": "ea8a8f92f77b",
+    "squeezenet1_1-cxr": "87ee173d0757",
+}
+
+
+def _digest_without_the_new_field(config) -> str:
+    """The digest as computed before ``permute_labels`` existed."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "permute_labels"}
+    text = json.dumps(
+        {"config": fields, "code": standins.TRAINING_CODE_VERSION, "torch": torch.__version__}, sort_keys=True
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def test_existing_digests_are_unchanged_by_the_new_field():
+    for name in DIGESTS_BEFORE_PERMUTE_LABELS:
+        config = standins.default_config(name)
+        assert not config.permute_labels
+        assert config.digest() == _digest_without_the_new_field(config)
+        if torch.__version__ == "2.14.1+cu130":  # the digest includes torch's version
+            assert config.digest() == DIGESTS_BEFORE_PERMUTE_LABELS[name]
+    assert TINY.digest() == _digest_without_the_new_field(TINY)
+    assert set(standins.DIGEST_OMITTED_AT_DEFAULT) == {"permute_labels"}
+
+
+def test_permuted_label_config_is_mnist_cnn_with_permuted_labels():
+    mnist = standins.default_config("mnist-cnn")
+    permuted = standins.default_config("mnist-cnn-permuted-labels")
+    assert permuted == dataclasses.replace(mnist, name="mnist-cnn-permuted-labels", permute_labels=True)
+    assert permuted.digest() != _digest_without_the_new_field(permuted)  # the set field enters the digest
+    assert dataclasses.replace(TINY, permute_labels=True).digest() != TINY.digest()
+    spec, reference = models.get_spec("mnist-cnn-permuted-labels"), models.get_spec("mnist-cnn")
+    for attribute in ("target_layer", "classifier", "input_size", "grayscale", "cam_compatible", "embedded"):
+        assert getattr(spec, attribute) == getattr(reference, attribute)
+    assert spec.normalize is reference.normalize and spec.class_names() == reference.class_names()
+    torch.manual_seed(0)
+    network = standins.architecture("mnist-cnn-permuted-labels")
+    torch.manual_seed(0)
+    same = standins.architecture("mnist-cnn")
+    assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), same.state_dict().values()))

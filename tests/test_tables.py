@@ -678,3 +678,242 @@ def test_fgsm_table_shows_epsilons_in_255ths_and_no_nan():
     assert shown["rank corr, adversarial class"].tolist() == ["n/a", "0.95"]
     assert shown["success (%)"].tolist() == ["0.0", "81.2"]
     assert tables.epsilon_label(8 / 255) == "8/255"
+
+
+# ------------------------------------------------------------------------------ beyond the paper
+
+
+def test_sanity_table_cells_and_verdicts_by_hand():
+    nan = np.nan
+    verdicts = pd.DataFrame(
+        {
+            "model": ["m", "m", "m"],
+            "method": ["grad-cam", "backprop", "integrated-gradients"],
+            "spearman_abs_n": [5, 4, 0],
+            "spearman_abs_randomised": [0.12345, -0.0004, nan],
+            "spearman_abs_difference": [0.05, -0.2, nan],
+            "spearman_abs_low": [0.01, -0.26, nan],
+            "spearman_abs_high": [0.09, -0.14, nan],
+            "ssim_difference": [-0.02, 0.0, nan],
+            "ssim_low": [-0.05, -0.1, nan],
+            "ssim_high": [0.01, 0.1, nan],
+            "passes": [False, True, None],
+        }
+    )
+    table = tables.sanity_table(verdicts)
+    assert list(table.columns) == [
+        "model",
+        "method",
+        "pairs",
+        "Spearman |map|, randomised",
+        "Spearman |map|, minus unrelated",
+        "SSIM, minus unrelated",
+        "sanity check",
+    ]
+    rows = table.set_index("method")
+    assert rows["pairs"].tolist() == [5, 4, 0]  # no pair: constant maps only
+    assert rows.loc["grad-cam", "Spearman |map|, randomised"] == 0.123
+    # half-widths 0.04 and 0.03: three decimals; a negative bound separates with "to"
+    assert rows.loc["grad-cam", "Spearman |map|, minus unrelated"] == "0.050 (0.010-0.090)"
+    assert rows.loc["grad-cam", "SSIM, minus unrelated"] == "-0.020 (-0.050 to 0.010)"
+    assert rows.loc["backprop", "Spearman |map|, minus unrelated"] == "-0.200 (-0.260 to -0.140)"
+    assert rows.loc["backprop", "SSIM, minus unrelated"] == "0.00 (-0.10 to 0.10)"  # half-width 0.1
+    assert rows["sanity check"].tolist() == ["fails", "passes", "n/a"]  # no verdict without pairs
+    assert rows.loc["integrated-gradients", "Spearman |map|, minus unrelated"] == "n/a"
+    assert np.isnan(rows.loc["integrated-gradients", "Spearman |map|, randomised"])
+    # a verdict read back as NaN (a merged table) is no verdict either
+    assert tables.sanity_table(verdicts.assign(passes=[True, np.nan, False]))["sanity check"].tolist() == [
+        "passes",
+        "n/a",
+        "fails",
+    ]
+
+
+def _deletion_summary():
+    nan = np.nan
+    return pd.DataFrame(
+        {
+            "model": ["m", "m", "m"],
+            "method": ["grad-cam", "hirescam", "random"],
+            "n_images": [4, 4, 3],
+            "deletion": ["0.10 (0.08-0.12)", "0.09 (0.07-0.11)", "0.30 (0.25-0.35)"],
+            "insertion": ["0.40 (0.35-0.45)", "0.43 (0.38-0.48)", "0.20 (0.15-0.25)"],
+            "deletion_diff": [0.0, -0.012, nan],
+            "deletion_diff_low": [0.0, -0.02, nan],
+            "deletion_diff_high": [0.0, -0.004, nan],
+            "insertion_diff": [0.0, 0.03, 0.2],
+            "insertion_diff_low": [0.0, 0.01, nan],
+            "insertion_diff_high": [0.0, 0.05, nan],
+        }
+    )
+
+
+def test_deletion_table_by_hand():
+    table = tables.deletion_table(_deletion_summary())
+    assert list(table.columns) == [
+        "model",
+        "method",
+        "images",
+        "deletion AUC",
+        "deletion, minus Grad-CAM",
+        "insertion AUC",
+        "insertion, minus Grad-CAM",
+    ]
+    rows = table.set_index("method")
+    assert rows["images"].tolist() == [4, 4, 3]
+    assert rows.loc["hirescam", "deletion AUC"] == "0.09 (0.07-0.11)"
+    assert rows.loc["hirescam", "deletion, minus Grad-CAM"] == "-0.012 (-0.020 to -0.004)"
+    assert rows.loc["hirescam", "insertion, minus Grad-CAM"] == "0.030 (0.010-0.050)"
+    # Grad-CAM against itself, and a method without a paired difference (or without its interval)
+    assert rows.loc["grad-cam", "deletion, minus Grad-CAM"] == "n/a"
+    assert rows.loc["grad-cam", "insertion, minus Grad-CAM"] == "n/a"
+    assert rows.loc["random", "deletion, minus Grad-CAM"] == "n/a"
+    assert rows.loc["random", "insertion, minus Grad-CAM"] == "n/a"
+
+
+def test_successors_table_by_hand():
+    rows = []
+    # model m, images i0-i3: grad-cam right at 15 % on i0, i1; hirescam on i0; both wrong at 30 %
+    for i in range(4):
+        for method, right in (("grad-cam", i < 2), ("hirescam", i < 1)):
+            rows.append(
+                {"model": "m", "image": f"i{i}", "method": method, "threshold": 0.15, "loc_top1": right}
+            )
+            rows.append(
+                {"model": "m", "image": f"i{i}", "method": method, "threshold": 0.30, "loc_top1": False}
+            )
+    # score-cam at 30 % only: no row at the paper's threshold
+    rows.append({"model": "m", "image": "i0", "method": "score-cam", "threshold": 0.30, "loc_top1": True})
+    localization = pd.DataFrame(rows)
+    # held-out images i2, i3 at grad-cam's tuned 30 %: right on i2
+    tuned = pd.DataFrame(
+        {
+            "model": "m",
+            "image": ["i2", "i3"],
+            "method": "grad-cam",
+            "threshold": 0.30,
+            "loc_top1": [True, False],
+        }
+    )
+    pointing = pd.DataFrame(
+        {
+            "model": "m",
+            "method": ["grad-cam"] * 4 + ["hirescam"],
+            "is_gt": [True, True, True, False, True],
+            "hit": [True, True, False, False, False],
+        }
+    )
+    deletion = _deletion_summary()
+    verdicts = pd.DataFrame({"model": "m", "method": ["grad-cam", "hirescam"], "passes": [False, None]})
+    costs = pd.DataFrame(
+        {"model": "m", "method": ["grad-cam", "score-cam"], "forward_passes": [2.04567, 512.4]}
+    )
+    table = tables.successors_table(
+        localization, tuned, pointing, deletion, verdicts, costs, ["grad-cam", "hirescam", "score-cam"]
+    )
+    assert list(table.columns) == [
+        "model",
+        "method",
+        "loc err, 15%",
+        "loc err, tuned",
+        "pointing, difficult",
+        "deletion AUC",
+        "insertion AUC",
+        "sanity check",
+        "cost (forward passes)",
+    ]
+    out = table.set_index("method")
+    assert list(out.index) == ["grad-cam", "hirescam", "score-cam"] and (out["model"] == "m").all()
+    # loc errors 2/4 and 3/4 with their Wilson intervals; score-cam has no row at 15 %
+    assert out.loc["grad-cam", "loc err, 15%"] == _wilson_cell(2, 4) == "50 (15-85)"
+    assert out.loc["hirescam", "loc err, 15%"] == _wilson_cell(3, 4)
+    assert out.loc["score-cam", "loc err, 15%"] == "n/a"
+    assert out.loc["grad-cam", "loc err, tuned"] == f"{_wilson_cell(1, 2)} at 30%"
+    assert out.loc["hirescam", "loc err, tuned"] == "n/a"
+    # pointing: ground-truth cues only, 2 of 3 hits for grad-cam (Wilson 20.8-93.9 %), 0 of 1 for hirescam
+    assert out.loc["grad-cam", "pointing, difficult"] == "67 (21-94)"
+    low, high = statistics.proportion_ci(0, 1)
+    assert out.loc["hirescam", "pointing, difficult"] == statistics.format_interval(
+        0.0, 100 * low, 100 * high
+    )
+    assert out.loc["score-cam", "pointing, difficult"] == "n/a"
+    assert out.loc["grad-cam", "deletion AUC"] == "0.10 (0.08-0.12)"
+    assert out.loc["hirescam", "insertion AUC"] == "0.43 (0.38-0.48)"
+    assert out.loc["score-cam", "deletion AUC"] == "n/a" and out.loc["score-cam", "insertion AUC"] == "n/a"
+    assert out["sanity check"].tolist() == ["fails", "n/a", "n/a"]
+    assert out["cost (forward passes)"].tolist() == ["2.05", "n/a", "512"]
+    # another threshold's column
+    other = tables.successors_table(
+        localization, tuned, pointing, deletion, verdicts, costs, ["grad-cam"], threshold=0.30
+    )
+    assert other.iloc[0]["loc err, 30%"] == _wilson_cell(4, 4)
+
+
+def test_identity_table_by_hand():
+    identities = pd.DataFrame(
+        {
+            "model": ["n", "m", "m", "m", "m", "m"],
+            "image": ["a", "a", "b", "c", "a", "b"],
+            "method": ["hirescam", "hirescam", "hirescam", "hirescam", "layer-cam", "layer-cam"],
+            "max_abs_difference": [0.05, 1e-7, 3e-7, 2e-7, 0.2, 0.1],
+            "gap_linear": [False, True, True, True, True, True],
+        }
+    )
+    table = tables.identity_table(identities)
+    assert table.to_dict("records") == [
+        {
+            "model": "n",
+            "method": "hirescam",
+            "pooling + linear classifier": "no",
+            "images": 1,
+            "largest difference": "5.0e-02",
+            "median difference": "5.0e-02",
+        },
+        {
+            "model": "m",
+            "method": "hirescam",
+            "pooling + linear classifier": "yes",
+            "images": 3,
+            "largest difference": "3.0e-07",
+            "median difference": "2.0e-07",
+        },
+        {
+            "model": "m",
+            "method": "layer-cam",
+            "pooling + linear classifier": "yes",
+            "images": 2,
+            "largest difference": "2.0e-01",
+            "median difference": "1.5e-01",
+        },
+    ]
+
+
+def test_deletion_vs_paper_puts_wang_et_al_beside_each_model():
+    summary = pd.DataFrame(
+        {
+            "model": ["m", "m", "m", "n"],
+            "method": ["grad-cam", "score-cam", "random", "grad-cam"],
+            "deletion": ["0.10 (0.08-0.12)", "0.07 (0.05-0.09)", "0.30 (0.25-0.35)", "0.11 (0.09-0.13)"],
+            "insertion": ["0.40 (0.35-0.45)", "0.45 (0.40-0.50)", "0.20 (0.15-0.25)", "0.38 (0.33-0.43)"],
+        }
+    )
+    table = tables.deletion_vs_paper(summary)
+    assert list(table.columns) == [
+        "method",
+        "deletion, Wang et al. (VGG-16)",
+        "insertion, Wang et al. (VGG-16)",
+        "deletion, m",
+        "insertion, m",
+        "deletion, n",
+        "insertion, n",
+    ]
+    out = table.set_index("method")
+    assert list(out.index) == ["grad-cam", "grad-cam++", "score-cam"]  # Wang et al.'s Table 3; no random
+    # data/reference/later_work.yaml
+    assert out["deletion, Wang et al. (VGG-16)"].tolist() == [0.089, 0.082, 0.077]
+    assert out["insertion, Wang et al. (VGG-16)"].tolist() == [0.357, 0.346, 0.386]
+    assert out.loc["grad-cam", "deletion, m"] == "0.10 (0.08-0.12)"
+    assert out.loc["grad-cam", "insertion, n"] == "0.38 (0.33-0.43)"
+    assert out.loc["score-cam", "insertion, m"] == "0.45 (0.40-0.50)"
+    assert out.loc["grad-cam++", "deletion, m"] == "n/a" and out.loc["grad-cam++", "insertion, n"] == "n/a"
+    assert out.loc["score-cam", "deletion, n"] == "n/a"

@@ -144,3 +144,40 @@ def test_run_or_read_runs_every_model_or_reads_the_merged_table(ilsvrc_records, 
     assert none == {} and len(calls) == 1  # nothing run
     pd.testing.assert_frame_equal(read, table)
     assert (tmp_path / "again.csv").read_bytes() == (tmp_path / "out.csv").read_bytes()
+
+
+def test_map_examples_fields():
+    images, maps = [np.zeros((4, 4, 3))], {"grad-cam": np.ones((1, 4, 4))}
+    examples = common.MapExamples(images, maps, ["canoe"])
+    assert list(common.MapExamples.__dataclass_fields__) == ["images", "maps", "titles"]
+    assert examples.images is images and examples.maps is maps and examples.titles == ["canoe"]
+
+
+def test_attribute_all_shares_one_forward_among_the_cam_family(squeezenet, ilsvrc_records, monkeypatch):
+    images = image_batch(squeezenet, ilsvrc_records, 2)
+    with torch.no_grad():
+        classes = squeezenet(images).topk(2, dim=1).indices  # (N, K) = (2, 2)
+    names = ("grad-cam", "grad-cam++", "hirescam", "layer-cam", "backprop")
+    explainers = common.create_explainers(names, squeezenet)
+    expected = {name: explainers[name].attribute(images, classes) for name in names}
+    forwards = []
+    original = methods.ClassActivationMapping.forward
+
+    def counted(self, x):
+        forwards.append(self.layer_name)
+        return original(self, x)
+
+    monkeypatch.setattr(methods.ClassActivationMapping, "forward", counted)
+    maps = common.attribute_all(explainers, images, classes)
+    assert forwards == ["features.12"]  # one forward pass for the four CAM members
+    assert list(maps) == list(names)
+    for name in names:
+        assert maps[name].shape == (2, 2, 224, 224)
+        assert torch.equal(maps[name], expected[name]), name
+    assert not torch.equal(maps["grad-cam"], maps["layer-cam"])  # different members, different maps
+    # members on another layer get a forward pass of their own
+    other = {"grad-cam": explainers["grad-cam"], "early": methods.GradCAM(squeezenet, layer="features.9")}
+    forwards.clear()
+    early = common.attribute_all(other, images, classes)
+    assert forwards == ["features.12", "features.9"]
+    torch.testing.assert_close(early["early"], other["early"].attribute(images, classes), rtol=0, atol=1e-6)

@@ -154,3 +154,27 @@ def test_load_model_or_standin_uses_the_registry_given_weights(tmp_path):
     assert training.state_sha256(model.module.state_dict()) == training.state_sha256(module.state_dict())
     trained, model = training.load_model_or_standin("squeezenet1_1", device="cpu")
     assert trained is None and model.name == "squeezenet1_1" and model.num_classes == 1000
+
+
+def test_permuted_label_training_data_permute_the_training_labels_only():
+    mnist = standins.default_config("mnist-cnn")
+    permuted = standins.default_config("mnist-cnn-permuted-labels")
+    train, test = training.training_data(mnist)
+    permuted_train, permuted_test = training.training_data(permuted)
+    assert torch.equal(permuted_train.images, train.images)  # the same digits ...
+    assert torch.equal(permuted_test.images, test.images) and torch.equal(permuted_test.labels, test.labels)
+    assert torch.equal(permuted_train.labels.sort().values, train.labels.sort().values)  # ... the same labels
+    agreement = float((permuted_train.labels == train.labels).float().mean())
+    assert 0.07 < agreement < 0.13  # about sum_c p_c^2 = 0.1 agree by chance, as for independent labels
+    assert torch.equal(training.training_data(permuted)[0].labels, permuted_train.labels)  # seeded
+    order = np.random.default_rng([0, training.LABEL_PERMUTATION_STREAM]).permutation(len(train))
+    assert torch.equal(permuted_train.labels, train.labels[order])
+
+
+def test_with_permuted_labels_by_hand():
+    split = training.Split(torch.arange(5).float()[:, None], torch.tensor([0, 1, 2, 3, 4]), list("abcde"))
+    permuted = training.with_permuted_labels(split, seed=3)
+    order = np.random.default_rng([3, 1]).permutation(5)
+    assert permuted.labels.tolist() == order.tolist() and permuted.names == list("abcde")
+    assert torch.equal(permuted.images, split.images) and split.labels.tolist() == [0, 1, 2, 3, 4]
+    assert training.with_permuted_labels(split, seed=4).labels.tolist() != permuted.labels.tolist()

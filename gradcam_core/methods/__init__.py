@@ -11,11 +11,12 @@ unnormalised at input resolution; :mod:`gradcam_core.maps` post-processes them
 ``attribute_pixels`` with the colour channels kept, ``(N, K, C, H, W)``.
 
 One module per family: :mod:`.base` (the :class:`Explainer` template), :mod:`.cam` (Grad-CAM,
-Grad-CAM++, CAM: weights over a layer's activations, with a public ``forward()`` / ``maps()``
-pair that shares one forward pass), :mod:`.gradients` (gradient saliency, Guided Backprop,
-Guided Grad-CAM), :mod:`.occlusion`, :mod:`.path` (Integrated Gradients, GradientSHAP and shap's
-GradientExplainer), :mod:`.excitation` (Excitation Backprop and its contrastive variant c-MWP, by
-TorchRay, at an intermediate layer per model).
+Grad-CAM++, CAM and Grad-CAM's successors HiResCAM, XGrad-CAM, LayerCAM and Score-CAM: weights
+over a layer's activations, with a public ``forward()`` / ``maps()`` pair that shares one forward
+pass), :mod:`.gradients` (gradient saliency, Guided Backprop, Guided Grad-CAM), :mod:`.occlusion`,
+:mod:`.path` (Integrated Gradients, GradientSHAP and shap's GradientExplainer), :mod:`.excitation`
+(Excitation Backprop and its contrastive variant c-MWP, by TorchRay, at an intermediate layer per
+model).
 """
 
 from __future__ import annotations
@@ -23,7 +24,19 @@ from __future__ import annotations
 import inspect
 
 from .base import Explainer, PixelExplainer, as_class_targets
-from .cam import CAM, ClassActivationMapping, GradCAM, GradCAMPlusPlus, LayerForward, select_classifier_output
+from .cam import (
+    CAM,
+    ClassActivationMapping,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    LayerForward,
+    MaskedScores,
+    ScoreCAM,
+    XGradCAM,
+    select_classifier_output,
+)
 from .excitation import EXCITATION_LAYERS, ContrastiveExcitationBackprop, ExcitationBackprop
 from .gradients import GuidedBackprop, GuidedGradCAM, Saliency, guided_relus
 from .occlusion import Occlusion
@@ -34,6 +47,10 @@ METHODS: dict[str, type[Explainer]] = {
     "grad-cam": GradCAM,
     "grad-cam++": GradCAMPlusPlus,
     "cam": CAM,
+    "hirescam": HiResCAM,
+    "xgrad-cam": XGradCAM,
+    "layer-cam": LayerCAM,
+    "score-cam": ScoreCAM,
     "backprop": Saliency,
     "guided-backprop": GuidedBackprop,
     "guided-grad-cam": GuidedGradCAM,
@@ -97,12 +114,17 @@ __all__ = [
     "GradientShap",
     "GuidedBackprop",
     "GuidedGradCAM",
+    "HiResCAM",
     "IntegratedGradients",
+    "LayerCAM",
     "LayerForward",
+    "MaskedScores",
     "Occlusion",
     "PixelExplainer",
     "Saliency",
+    "ScoreCAM",
     "ShapGradientExplainer",
+    "XGradCAM",
     "as_class_targets",
     "create",
     "settings_of",

@@ -30,6 +30,17 @@ class TaskRun:
     seconds: float = 0.0
 
 
+@dataclass
+class MapExamples:
+    """Figure data for :func:`gradcam_core.figures.plot_map_grid`: one row per entry of
+    ``images`` ([0, 1] pixels at the input size) with its ``titles`` entry beside it, and one
+    column per entry of ``maps`` (name -> one map per row, normalised)."""
+
+    images: list[np.ndarray]
+    maps: dict[str, np.ndarray]
+    titles: list[str]
+
+
 def with_model_column(rows: list[dict], model: LoadedModel) -> pd.DataFrame:
     """Per-image rows as a table whose first column names the model (no column when empty)."""
     table = pd.DataFrame(rows)
@@ -159,6 +170,22 @@ def create_explainers(
         "shap-gradient-explainer": shap,
     }
     return {name: methods.create(name, model, **settings.get(name, {})) for name in names}
+
+
+def attribute_all(explainers: dict, images: torch.Tensor, classes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Raw maps ``(N, K, H, W)`` of every explainer of ``explainers`` (name -> explainer) for
+    ``(N, K)`` ``classes``: the members of the CAM family on the same layer share one forward pass
+    (:meth:`~gradcam_core.methods.ClassActivationMapping.forward`, then each member's
+    ``maps``), the others run their own :meth:`~gradcam_core.methods.Explainer.attribute`."""
+    forwards, maps = {}, {}
+    for name, explainer in explainers.items():
+        if isinstance(explainer, methods.ClassActivationMapping):
+            if explainer.layer_name not in forwards:
+                forwards[explainer.layer_name] = explainer.forward(images)
+            maps[name] = explainer.maps(forwards[explainer.layer_name], classes)
+        else:
+            maps[name] = explainer.attribute(images, classes)
+    return maps
 
 
 def run_or_read(run_task, model_names, records, out_csv, *, per_image_csv=None, device="auto", **options):

@@ -25,10 +25,19 @@ MAP_METHODS = ("grad-cam", "cam", "backprop", "c-mwp", "excitation-backprop")
 IMAGE_SPACE_METHODS = ("backprop", "c-mwp", "excitation-backprop")
 #: ... and its trivial baselines, which box without a map: the whole image, a centred box.
 BASELINES = ("full-image", "centre-box")
+#: Grad-CAM's successors in the CAM family, which a run may add (``methods``; not in the default,
+#: which is the paper's Table 1): they share Grad-CAM's forward pass, except Score-CAM, whose
+#: masked forward passes (one per channel) make it the costliest method of all; it runs on the
+#: first ``image_space_images`` images like the image-space methods.
+SUCCESSOR_METHODS = ("grad-cam++", "hirescam", "xgrad-cam", "layer-cam", "score-cam")
+#: Methods that run on the first ``image_space_images`` images only.
+COSTLY_METHODS = IMAGE_SPACE_METHODS + ("score-cam",)
 #: The paper's binarisation threshold: 15 % of the map's maximum (Sec. 4.1).
 PAPER_THRESHOLD = 0.15
-#: Every row label a localisation run can produce.
+#: The paper's rows (the default of a run) ...
 METHODS_AND_BASELINES = MAP_METHODS + BASELINES
+#: ... and every row label a localisation run can produce.
+KNOWN_METHODS = METHODS_AND_BASELINES + SUCCESSOR_METHODS
 #: The paper boxes its Backprop and c-MWP rows by grab-cut (Sec. 4.1).
 GRABCUT_METHODS = ("backprop", "c-mwp")
 #: How a row's box was made (the ``boxing`` column): from the map binarised at ``threshold``,
@@ -117,9 +126,11 @@ def run_localization(
     and method, a box per map and threshold, and whether classification and localisation are
     right at top-1 and top-``topk``. One row per image, method and box procedure.
 
-    ``image_space_images`` limits the image-space methods (:data:`IMAGE_SPACE_METHODS`: gradient
-    saliency "Backprop", c-MWP, Excitation Backprop), whose backward passes cost 2-6 forward
-    passes per class, to the first images of the run, and ``image_space_topk`` (default
+    ``methods`` may add Grad-CAM's successors (:data:`SUCCESSOR_METHODS`; the chapter beyond the
+    paper), whose maps come from Grad-CAM's forward pass. ``image_space_images`` limits the
+    costly methods (:data:`COSTLY_METHODS`: the image-space methods gradient saliency "Backprop",
+    c-MWP and Excitation Backprop, whose backward passes cost 2-6 forward passes per class, and
+    Score-CAM, one forward pass per channel) to the first images of the run, and ``image_space_topk`` (default
     ``topk``) to the first predicted classes (with fewer than ``topk``, their top-k
     localisation is NaN). On the first ``grabcut_images`` of those images the maps of
     ``grabcut_methods`` (:data:`GRABCUT_METHODS`) are also boxed the paper's way for its
@@ -130,16 +141,19 @@ def run_localization(
     how images are loaded (:class:`~gradcam_core.tasks.common.ImageBatches`: ``batch_size``,
     ``num_workers``, ``progress``).
     """
-    unknown = set(methods) - set(METHODS_AND_BASELINES)
+    unknown = set(methods) - set(KNOWN_METHODS)
     if unknown:
-        raise ValueError(f"unknown localisation method(s) {sorted(unknown)}; known: {METHODS_AND_BASELINES}")
+        raise ValueError(f"unknown localisation method(s) {sorted(unknown)}; known: {KNOWN_METHODS}")
     not_mapped = set(grabcut_methods) - set(MAP_METHODS)
     if not_mapped:
         raise ValueError(f"grab-cut boxes need a map method; got {sorted(not_mapped)}; known: {MAP_METHODS}")
     start = time.perf_counter()
     gradcam = GradCAM(model)
     cam = CAM(model) if "cam" in methods and model.spec.cam_compatible else None
-    image_space = {name: create(name, model) for name in IMAGE_SPACE_METHODS if name in methods}
+    image_space = {name: create(name, model) for name in COSTLY_METHODS if name in methods}
+    successors = {
+        name: create(name, model) for name in SUCCESSOR_METHODS if name in methods and name not in image_space
+    }
     pool = ThreadPoolExecutor(box_workers) if box_workers > 1 else None  # opencv releases the GIL
     rows = []
     batches = ImageBatches(model, records, f"Task 1 {model.name}", **loading)
@@ -151,6 +165,8 @@ def run_localization(
             per_method = {"grad-cam": gradcam.maps(forward, classes)} if "grad-cam" in methods else {}
             if cam is not None:
                 per_method["cam"] = cam.maps(forward, classes)
+            for name, successor in successors.items():  # the same forward pass
+                per_method[name] = successor.maps(forward, classes)
         limit = _first(len(indices), image_space_images, seen)
         if limit:  # maps for the first `limit` images of the batch only
             for name, explainer in image_space.items():

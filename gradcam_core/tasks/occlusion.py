@@ -5,7 +5,6 @@ ground-truth class."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ from ..maps import normalize_maps, pool
 from ..methods import Occlusion, create
 from ..methods.occlusion import PATCH_SIZE, STRIDE
 from ..models import LoadedModel
-from .common import ImageBatches, TaskRun
+from .common import ImageBatches, MapExamples, TaskRun
 
 #: Images per batch by default: each costs one forward pass per occlusion window.
 BATCH_SIZE = 8
@@ -42,14 +41,9 @@ class OcclusionRun(TaskRun):
     with its ``spearman`` correlation with the occlusion map (NaN where a map is constant)."""
 
 
-@dataclass
-class OcclusionExamples:
+class OcclusionExamples(MapExamples):
     """Figure data: images ([0, 1] pixels at the input size), their normalised maps by method
     (occlusion first) for the ground-truth class, and a title per image."""
-
-    images: list[np.ndarray]
-    maps: dict[str, np.ndarray]
-    titles: list[str]
 
 
 def run_occlusion_correlation(

@@ -14,6 +14,7 @@ from ..maps import resize_to_image
 from ..methods import GradCAM, create
 from ..models import LoadedModel
 from .common import ImageBatches, TaskRun, autocast, with_model_column
+from .localization import SUCCESSOR_METHODS
 
 #: Methods cued with the ground-truth class only, beside Grad-CAM (which is also cued with each
 #: of the top-k predictions for the recall variant); c-MWP is the paper's competitor (Sec. 4.3).
@@ -56,8 +57,9 @@ def run_pointing_game(
     **loading,
 ) -> PointingRun:
     """Task 2 (paper Sec. 4.3): Grad-CAM maps for the ground-truth class and for the
-    top-``topk`` predictions, and the maps of ``methods`` (:data:`GROUND_TRUTH_METHODS`) for the
-    ground-truth class (on every image, or with ``methods_on="difficult"`` -- the default, as
+    top-``topk`` predictions, and the maps of ``methods`` (:data:`GROUND_TRUTH_METHODS`, or any of
+    Grad-CAM's successors :data:`SUCCESSOR_METHODS`) for the ground-truth class (on every image,
+    or with ``methods_on="difficult"`` -- the default, as
     they cost a backward pass or more per image -- on the difficult images only). One row per
     image, method and cued class: whether it is the ground
     truth, its rank among the predictions (0 = not predicted), the map's raw (unnormalised)
@@ -67,9 +69,10 @@ def run_pointing_game(
     :attr:`~gradcam_core.data.ImageRecord.pixel_scale`). The centre-point baseline is a row with
     ``method = "centre"``. ``loading``: how images are loaded
     (:class:`~gradcam_core.tasks.common.ImageBatches`)."""
-    unknown = set(methods) - set(GROUND_TRUTH_METHODS)
+    known = GROUND_TRUTH_METHODS + SUCCESSOR_METHODS
+    unknown = set(methods) - set(known)
     if unknown:
-        raise ValueError(f"unknown pointing-game method(s) {sorted(unknown)}; known: {GROUND_TRUTH_METHODS}")
+        raise ValueError(f"unknown pointing-game method(s) {sorted(unknown)}; known: {known}")
     if methods_on not in ("all", "difficult"):
         raise ValueError(f"methods_on must be 'all' or 'difficult', got {methods_on!r}")
     start = time.perf_counter()
