@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb)) book/results_vs_paper.ip
 # where `make publish` pushes the gh-pages branch: a remote's name or a repository's path or URL
 PUBLISH_REMOTE ?= origin
 
-.PHONY: venv data lint format test notebooks book html publish results-present bench clean help
+.PHONY: venv data lint format test notebooks full-runs book html publish results-present bench clean help
 
 # the pinned requirements, then gradcam_core itself, editable (pyproject.toml; its dependencies are requirements.txt)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -37,6 +37,17 @@ notebooks: data  ## execute every task notebook in place with papermill (embedde
 	@for nb in $(NOTEBOOKS); do echo "papermill $$nb"; \
 	  $(VENV)/bin/papermill --cwd $$(dirname $$nb) $$nb $$nb || exit 1; done
 
+# the published full-count run of chapter 08 (data/runs/08_beyond_the_paper), which the page shows and
+# checks its own default-count recomputation against; about 50 minutes on 2 CPU cores
+FULL_RUN_08 := -p sanity_images 100 -p deletion_images 200 -p score_cam_images 20
+
+full-runs: data  ## re-make the published full-count runs that pages show (data/runs/), then re-execute those pages
+	rm -rf data/runs/08_beyond_the_paper.new
+	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb /dev/null \
+	  -y "published_run: null" $(FULL_RUN_08) -p output_dir ../data/runs/08_beyond_the_paper.new
+	rm -rf data/runs/08_beyond_the_paper && mv data/runs/08_beyond_the_paper.new data/runs/08_beyond_the_paper
+	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb notebooks/08_beyond_the_paper.ipynb
+
 book: notebooks html  ## execute the notebooks, then render the book
 
 html: venv  ## render the committed (executed) notebooks and chapters into _build/html, warnings as errors
@@ -57,4 +68,4 @@ clean:
 	rm -rf _build
 
 help:  ## this list of targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /\1\t/' | expand -t 12
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 12

@@ -53,6 +53,10 @@ class UnknownLayerError(ValueError):
     """The layer name is not in the model; the message lists the model's layers."""
 
 
+class DeviceError(ValueError):
+    """A device that is not a torch device name, or that this machine does not have."""
+
+
 # --------------------------------------------------------------------------------------------
 # Preprocessing
 # --------------------------------------------------------------------------------------------
@@ -667,10 +671,28 @@ def get_layer(module: nn.Module, name: str) -> nn.Module:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when present, else the CPU."""
+    """``"auto"`` picks CUDA when present, else the CPU. A device this machine does not have
+    (``cuda`` without a GPU, ``cuda:7`` with one GPU, ``mps`` off a Mac) or a name that is not a
+    device raises :class:`DeviceError` naming it and what the machine has."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise DeviceError(
+            f"device {device!r} is not a torch device name (cpu, cuda, cuda:N or auto)"
+        ) from err
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(f"device {str(device)!r}: this machine has no CUDA GPU (use cpu or auto)")
+        if resolved.index is not None and resolved.index >= count:
+            raise DeviceError(
+                f"device {str(device)!r}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}"
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {str(device)!r}: MPS is not available on this machine")
+    return resolved
 
 
 def prepare(module: nn.Module, device: torch.device) -> nn.Module:

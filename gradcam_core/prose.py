@@ -147,6 +147,43 @@ def glue_findings(name: str, page: str, output_dir: str | Path) -> str:
     return glue_text(name, findings(page, output_dir))
 
 
+_COUNT_NAMES = {
+    "sanity_images": "images per model in the cascade",
+    "deletion_images": "in deletion and insertion",
+    "score_cam_images": "for Score-CAM",
+}
+
+
+def _counts_text(counts: dict) -> str:
+    return ", ".join(f"{value} {_COUNT_NAMES.get(name, name)}" for name, value in counts.items())
+
+
+def published_run_text(published, agreement: pd.DataFrame | None, counts: dict) -> str:
+    """What a page's tables rest on: its own run (``published`` None; ``counts`` its image
+    counts), or a published full-count run (a :class:`gradcam_core.results.PublishedRun`) and
+    how this page's recomputation with ``counts`` agreed with it (``agreement``, from
+    :func:`gradcam_core.results.check_published_run`)."""
+    if published is None:
+        return f"The tables, figures and verdicts of this page rest on its own run: {_counts_text(counts)}."
+    description = published.description
+    machine = description["machine"]
+    hardware = machine["gpu"] if machine["gpu"] != "none" else f"{machine['cpu_count']} CPU cores, no GPU"
+    shown = {name: published.parameters[name] for name in counts}
+    largest = agreement["largest difference"].max()
+    return (
+        f"The tables, figures and verdicts of this page rest on a **published run** with more images than "
+        f"the page's default can afford in CI: {_counts_text(shown)}. The page ran it with larger "
+        f"counts (`published_run=None`, `make full-runs`) on {description['date']}, at commit "
+        f"`{description['commit']}`, in {published.minutes:.0f} minutes ({hardware}); its per-image "
+        f"files are committed in `{published.folder.parent.name}/{published.folder.name}` under `data/`. "
+        f"So that those numbers cannot drift silently, this page recomputes its first images with the "
+        f"default counts ({_counts_text(counts)}) and checks every recomputed row against the published "
+        f"one: {int(agreement['found'].sum())} rows agree (the largest difference {largest:.0e}, within "
+        f"the check's {agreement.attrs.get('tolerance', 1e-4):.0e}); any disagreement, or a change of "
+        f"method, step or seed, stops the page with the file, the row and both values."
+    )
+
+
 def plain_html(table: pd.DataFrame) -> str:
     """``table`` as HTML without pandas' row index (a named or non-default index becomes the
     first columns) and with :data:`MISSING` for a missing value."""

@@ -6,11 +6,17 @@ the page (:mod:`gradcam_core.tables`, :mod:`gradcam_core.figures`).
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import io
+import json
 import os
 import platform
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -25,6 +31,10 @@ REFERENCE_FILES = {
     "later": "later_work.yaml",
 }
 RUN_TIMES_FILE = "run_times.csv"
+#: The folder of the published runs a page reads (``data/runs/<notebook>``), committed.
+PUBLISHED_RUNS_DIR = Path(__file__).resolve().parent.parent / "data" / "runs"
+#: The description of a published run, beside its per-image CSVs.
+PUBLISHED_RUN_FILE = "published_run.yaml"
 
 
 def load_reference(name: str) -> dict:
@@ -198,3 +208,163 @@ def provenance() -> dict:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         **versions,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Published runs: a page's full-count results, checked against this run's recomputation
+# --------------------------------------------------------------------------------------------
+
+
+class PublishedRunError(ValueError):
+    """A published run that is missing or incomplete, was made with other settings, or that the
+    code no longer reproduces; the message names the file and what differs."""
+
+
+@dataclass
+class PublishedRun:
+    """The per-image tables of a run with more images than a page's default can afford (written
+    by the page itself, run with larger counts) and its description: the parameters, the run
+    time per part, the machine, the date and the commit (:func:`write_published_run`)."""
+
+    folder: Path
+    description: dict
+    tables: dict[str, pd.DataFrame]
+
+    @property
+    def parameters(self) -> dict:
+        return self.description["parameters"]
+
+    @property
+    def minutes(self) -> float:
+        return sum(self.description["seconds"].values()) / 60
+
+
+def _git(*args: str) -> str:
+    found = subprocess.run(
+        ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, check=True
+    )
+    return found.stdout.strip()
+
+
+def _commit() -> str:
+    """The code's git commit (short hash), marked when tracked files have uncommitted changes."""
+    try:
+        commit, dirty = (
+            _git("rev-parse", "--short", "HEAD"),
+            _git("status", "--porcelain", "--untracked-files=no"),
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" (with uncommitted changes)" if dirty else "")
+
+
+def write_published_run(output_dir: str | Path, parameters: dict, seconds: dict[str, float]) -> Path:
+    """Describe the run whose per-image CSVs are in ``output_dir`` as a publishable run:
+    ``published_run.yaml`` with its ``parameters`` (as the notebook ran with them), its wall
+    time per part (``seconds``), the machine and versions (:func:`provenance`), the date and the
+    git commit of the code. A page reads it back with :func:`read_published_run`."""
+    machine = provenance()
+    description = {
+        "parameters": parameters,
+        "seconds": {part: round(float(value), 1) for part, value in seconds.items()},
+        "machine": {key: machine[key] for key in ("cpu", "cpu_count", "gpu", "torch", "python")},
+        "date": datetime.date.today().isoformat(),
+        "commit": _commit(),
+    }
+    plain = json.loads(json.dumps(description, default=str))  # version strings, numpy numbers as plain values
+    return write_text(yaml.safe_dump(plain, sort_keys=False), Path(output_dir) / PUBLISHED_RUN_FILE)
+
+
+def read_published_run(folder: str | Path, tables: list[str]) -> PublishedRun:
+    """The published run in ``folder``: its description and the per-image tables named by
+    ``tables`` (``<name>.csv``). Refuses a folder without either, naming the missing file."""
+    folder = Path(folder)
+    description_file = folder / PUBLISHED_RUN_FILE
+    if not description_file.is_file():
+        raise PublishedRunError(
+            f"{description_file}: no published run here (run the notebook with published_run=None and "
+            f"larger counts to make one, as `make full-runs` does)"
+        )
+    description = yaml.safe_load(description_file.read_text())
+    missing = [name for name in tables if not (folder / f"{name}.csv").is_file()]
+    if missing:
+        raise PublishedRunError(f"{folder}: the published run lacks {', '.join(f'{m}.csv' for m in missing)}")
+    return PublishedRun(folder, description, {name: pd.read_csv(folder / f"{name}.csv") for name in tables})
+
+
+def _as_written(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` as :func:`write_table` writes it and pandas reads it back (same dtypes and
+    rounding as a results file)."""
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, float_format="%.6g")
+    buffer.seek(0)
+    return pd.read_csv(buffer)
+
+
+def check_published_run(
+    published: PublishedRun,
+    recomputed: dict[str, tuple[pd.DataFrame, list[str]]],
+    parameters: dict,
+    *,
+    tolerance: float = 1e-4,
+    min_coverage: float = 0.9,
+) -> pd.DataFrame:
+    """Check that this run's code and data reproduce ``published``, so that a published number
+    cannot drift silently: every one of ``parameters`` (those that change a per-image value,
+    not the counts) must equal the published run's, and every row of each recomputed table
+    (``{name: (table, key columns)}``) that the published table holds under the same key
+    columns must agree with it, numbers within ``tolerance`` (absolute, after both are rounded
+    as results files are), everything else exactly. At least ``min_coverage`` of the recomputed
+    rows must be found (a cascade's last unrelated pair wraps around to the first image, so it
+    differs between counts). Raises :class:`PublishedRunError` naming the file, the column, the
+    row's key and both values; returns one row per table: rows recomputed, of which found in the
+    published run, and the largest difference."""
+    for name, value in parameters.items():
+        if published.parameters.get(name) != value:
+            raise PublishedRunError(
+                f"{published.folder / PUBLISHED_RUN_FILE}: the published run was made with "
+                f"{name}={published.parameters.get(name)!r}, this run has {name}={value!r}; run both "
+                f"with the same settings or make a new published run"
+            )
+    rows = []
+    for name, (table, keys) in recomputed.items():
+        file = published.folder / f"{name}.csv"
+        here, there = _as_written(table), published.tables[name]
+        if list(here.columns) != list(there.columns):
+            raise PublishedRunError(
+                f"{file}: columns {list(there.columns)} differ from this run's {list(here.columns)}"
+            )
+        if there.duplicated(keys).any():
+            raise PublishedRunError(f"{file}: the key columns {keys} do not identify its rows")
+        joined = here.merge(there, on=keys, how="inner", suffixes=("", " published"))
+        if len(joined) < min_coverage * len(here):
+            raise PublishedRunError(
+                f"{file}: holds {len(joined)} of the {len(here)} rows recomputed here; the published run "
+                f"was made from other images"
+            )
+        largest = 0.0
+        for column in (c for c in here.columns if c not in keys):
+            mine, theirs = joined[column], joined[f"{column} published"]
+            if pd.api.types.is_float_dtype(mine) or pd.api.types.is_float_dtype(theirs):
+                mine, theirs = mine.to_numpy(float), theirs.to_numpy(float)
+                both_missing = np.isnan(mine) & np.isnan(theirs)
+                difference = np.where(both_missing, 0.0, np.abs(mine - theirs))
+                difference = np.where(np.isnan(difference), np.inf, difference)
+                bad = difference > tolerance
+                largest = max(largest, float(difference.max(initial=0.0)))
+            else:
+                bad = (mine.astype(str) != theirs.astype(str)).to_numpy()
+            if bad.any():
+                first = joined[bad].iloc[0]
+                row = {key: getattr(value, "item", lambda v=value: v)() for key, value in first.items()}
+                where = {key: row[key] for key in keys}
+                raise PublishedRunError(
+                    f"{file}: {column} at {where} is {row[f'{column} published']!r} in the published run and "
+                    f"{row[column]!r} here ({int(bad.sum())} rows differ); the code or data changed since "
+                    f"the run was published: make it again (`make full-runs`)"
+                )
+        rows.append({"file": f"{name}.csv", "rows recomputed": len(here), "found": len(joined)})
+        rows[-1]["largest difference"] = largest
+    agreement = pd.DataFrame(rows)
+    agreement.attrs["tolerance"] = tolerance
+    return agreement

@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import cli, data
-from .models import UnknownLayerError, UnknownModelError, load_model
+from .models import DeviceError, UnknownLayerError, UnknownModelError, load_model
 from .results import write_table, write_text
 from .tasks import localization, occlusion, pointing
 from .tasks.common import PRECISIONS
@@ -209,24 +209,27 @@ def main(argv=None) -> int:
     run.add_argument(
         "--data-source", default="embedded", help="'embedded' or a folder of ILSVRC2012_val_*.JPEG"
     )
-    run.add_argument("--n-images", type=int, default=None)
-    run.add_argument("--out", required=True)
-    run.add_argument("--shard-index", type=int, default=0)
-    run.add_argument("--num-shards", type=int, default=1)
-    run.add_argument("--chunk-size", type=int, default=1024)
-    run.add_argument("--batch-size", type=int, default=64)
-    run.add_argument("--num-workers", type=int, default=0)
-    run.add_argument("--box-workers", type=int, default=0, help="localisation: threads extracting boxes")
+    run.add_argument("--n-images", type=cli.positive_int, default=None)
+    run.add_argument("--out", required=True, type=cli.output_path)
+    run.add_argument("--shard-index", type=cli.non_negative_int, default=0)
+    run.add_argument("--num-shards", type=cli.positive_int, default=1)
+    run.add_argument("--chunk-size", type=cli.positive_int, default=1024)
+    run.add_argument("--batch-size", type=cli.positive_int, default=64)
+    run.add_argument("--num-workers", type=cli.non_negative_int, default=0)
+    run.add_argument(
+        "--box-workers", type=cli.non_negative_int, default=0, help="localisation: threads extracting boxes"
+    )
     run.add_argument("--device", default="auto")
     run.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     run.add_argument(
         "--thresholds",
+        type=cli.comma_floats(0.0, 1.0),
         default="0.05,0.1,0.15,0.2,0.3,0.4,0.5",
         help="localisation: comma-separated binarisation thresholds (Task 1's sweep)",
     )
     merge_cmd = commands.add_parser("merge", help="join finished shards into one per-image CSV")
     merge_cmd.add_argument("out_dir")
-    merge_cmd.add_argument("--out", required=True, help="merged per-image CSV")
+    merge_cmd.add_argument("--out", required=True, type=cli.output_path, help="merged per-image CSV")
     args = parser.parse_args(argv)
     bad_inputs = (
         ShardError,
@@ -234,6 +237,7 @@ def main(argv=None) -> int:
         data.WeightsUnavailableError,
         UnknownModelError,
         UnknownLayerError,
+        DeviceError,
     )
     return cli.run(lambda: _command(args), bad_inputs)
 
@@ -241,10 +245,17 @@ def main(argv=None) -> int:
 def _command(args) -> int:
     if args.command == "merge":
         table, bad = merge(args.out_dir)
-        write_table(table, args.out)
-        write_table(bad, Path(args.out).with_name(Path(args.out).stem + "_skipped.csv"))
+        try:
+            write_table(table, args.out)
+            write_table(bad, Path(args.out).with_name(Path(args.out).stem + "_skipped.csv"))
+        except OSError as err:
+            raise ShardError(f"{args.out}: cannot write the merged table ({err.strerror or err})") from err
         print(f"{len(table)} rows, {len(bad)} skipped images -> {args.out}")
         return 0
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ShardError(f"{args.out}: cannot create the output folder ({err.strerror or err})") from err
     records = data.load_ilsvrc_val(args.data_source, n_images=args.n_images)
     model = load_model(args.model, weights_path=args.weights_path, device=args.device)
     options = {"batch_size": args.batch_size, "num_workers": args.num_workers}
@@ -255,7 +266,7 @@ def _command(args) -> int:
             methods=methods,
             precision=args.precision,
             box_workers=args.box_workers,
-            thresholds=[float(t) for t in args.thresholds.split(",")],
+            thresholds=args.thresholds,
         )
     elif args.task == "pointing":
         options.update(precision=args.precision)

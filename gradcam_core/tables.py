@@ -1127,6 +1127,18 @@ def identity_table(identities: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def agreement_table(agreement: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The check of a page's recomputation against its published run
+    (:func:`gradcam_core.results.check_published_run`) for the page: per results file, the rows
+    recomputed, those found in the published run (all of which agreed) and the largest
+    difference; None (nothing shown) when the page shows its own run."""
+    if agreement is None:
+        return None
+    table = agreement.rename(columns={"found": "found in the published run (all agree)"})
+    largest = [f"{value:.0e}" for value in agreement["largest difference"]]
+    return table.assign(**{"largest difference": largest})
+
+
 def deletion_vs_paper(summary: pd.DataFrame) -> pd.DataFrame:
     """Wang et al. 2020's deletion and insertion AUCs (Score-CAM, Table 3; VGG-16) for Grad-CAM,
     Grad-CAM++ and Score-CAM beside this report's per stand-in model (a

@@ -50,3 +50,43 @@ def test_run_lets_other_errors_through():
 
     with pytest.raises(KeyError):
         cli.run(fail, (ValueError,))
+
+
+def _parse_error(capsys, argument: str, kind, value: str) -> str:
+    parser, commands = cli.command_parser("gradcam_core.example", DOC)
+    commands.add_parser("run").add_argument(argument, type=kind)
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["run", argument, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        (cli.positive_int, "0", "must be an integer >= 1, got 0"),
+        (cli.positive_int, "two", "must be an integer >= 1, got 'two'"),
+        (cli.non_negative_int, "-1", "must be an integer >= 0, got -1"),
+        (cli.port_number, "-1", "must be a port number 0-65535, got -1"),
+        (cli.port_number, "99999", "must be a port number 0-65535, got 99999"),
+        (cli.comma_floats(0, 1), "0.1,x", "must be comma-separated numbers, got '0.1,x'"),
+        (cli.comma_floats(0, 1), "0.1,2", "must lie in [0, 1], got 2 in '0.1,2'"),
+    ],
+)
+def test_argument_types_refuse_bad_values_in_one_line(capsys, kind, value, message):
+    err = _parse_error(capsys, "--x", kind, value)
+    assert f"run: argument --x: {message} (--help for usage)" in err
+
+
+def test_argument_types_accept_good_values():
+    assert cli.positive_int("3") == 3 and cli.non_negative_int("0") == 0 and cli.port_number("0") == 0
+    assert cli.comma_floats(0, 1)("0.15,0.3") == [0.15, 0.3]
+
+
+def test_output_path_refuses_a_path_under_a_file(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert cli.output_path(str(tmp_path / "new" / "deeper")) == str(tmp_path / "new" / "deeper")
+    err = _parse_error(capsys, "--out", cli.output_path, str(blocker / "out.csv"))
+    assert "file.txt is not a folder" in err

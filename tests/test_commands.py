@@ -463,19 +463,38 @@ def finish(command: Command, process, argv) -> None:
 
 
 def rate_like_raters(url: str, study_dir: Path) -> int:
-    """Three raters rate every stimulus of ``study_dir`` through the survey's form at ``url``."""
-    stimuli = pd.read_csv(study_dir / "stimuli.csv", dtype=str)["stimulus"]
+    """Three raters rate every stimulus of ``study_dir`` through the survey's forms at ``url``,
+    as a browser does: each with its own cookie jar (the session the start page issues), sending
+    back the CSRF token of the page it was shown."""
+    total = len(pd.read_csv(study_dir / "stimuli.csv", dtype=str))
     draw = random.Random(0)
-    browser = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
-    with browser.open(url, timeout=30) as page:
-        assert page.status == 200 and "Trust study" in page.read().decode()
     count = 0
     for rater in ("rater-a", "rater-b", "rater-c"):
-        for stimulus in stimuli:
-            form = urllib.parse.urlencode({"stimulus": stimulus, "rating": draw.choice([-2, -1, 0, 1, 2])})
-            with browser.open(f"{url}rate/{rater}", data=form.encode(), timeout=30) as page:
+        browser = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),  # never through a proxy
+            urllib.request.HTTPCookieProcessor(),
+        )
+
+        def post(path: str, fields: dict, shown: str, browser=browser) -> str:
+            token = re.search(r'name="csrf_token" value="([^"]*)"', shown).group(1)
+            form = urllib.parse.urlencode(fields | {"csrf_token": token}).encode()
+            with browser.open(f"{url}{path}", data=form, timeout=30) as page:
                 assert page.status == 200  # after the redirect: the next stimulus or the thank-you page
+                return page.read().decode()
+
+        with browser.open(url, timeout=30) as page:
+            shown = page.read().decode()
+            assert page.status == 200 and "Trust study" in shown
+        shown = post("start", {"rater": rater}, shown)
+        while (stimulus := re.search(r'name="stimulus" value="([^"]*)"', shown)) is not None:
+            shown = post(
+                f"rate/{rater}",
+                {"stimulus": stimulus.group(1), "rating": draw.choice([-2, -1, 0, 1, 2])},
+                shown,
+            )
             count += 1
+        assert 'id="done"' in shown
+    assert count == 3 * total
     return count
 
 

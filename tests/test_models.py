@@ -415,3 +415,18 @@ def test_tfjs_shards_that_do_not_fit_the_manifest_are_named(tmp_path):
     shard.write_bytes(shard.read_bytes() + b"\0\0\0\0")
     with pytest.raises(data.DataFileError, match=r"hold \d+ bytes, manifest needs \d+"):
         models.build_tfjs_classifier(folder)
+
+
+def test_resolve_device_names_a_device_this_machine_lacks(monkeypatch):
+    assert models.resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(models.DeviceError, match="'gpu' is not a torch device name"):
+        models.resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(models.DeviceError, match="'cuda': this machine has no CUDA GPU"):
+        models.resolve_device("cuda")
+    assert models.resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert models.resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(models.DeviceError, match=r"this machine has 1 CUDA GPU\(s\), cuda:0..cuda:0"):
+        models.resolve_device("cuda:7")

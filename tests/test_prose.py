@@ -81,3 +81,24 @@ def test_claims_by_verdict_groups_ids_in_the_registrys_verdict_order():
         }
     )
     assert prose.claims_by_verdict(verdicts, "paper") == "**reproduced**: B, C; **not run**: A"
+
+
+def test_published_run_text_says_what_the_page_rests_on(tmp_path):
+    from gradcam_core import results
+
+    counts = {"sanity_images": 20, "deletion_images": 12}
+    assert prose.published_run_text(None, None, counts) == (
+        "The tables, figures and verdicts of this page rest on its own run: 20 images per model in the "
+        "cascade, 12 in deletion and insertion."
+    )
+    folder = tmp_path / "runs" / "08_x"
+    results.write_table(pd.DataFrame({"image": ["a"], "v": [1.0]}), folder / "t.csv")
+    parameters = {"sanity_images": 100, "deletion_images": 200}
+    results.write_published_run(folder, parameters, {"a": 1500.0, "b": 600.0})
+    published = results.read_published_run(folder, ["t"])
+    agreement = results.check_published_run(published, {"t": (published.tables["t"], ["image"])}, {})
+    text = prose.published_run_text(published, agreement, counts)
+    assert "100 images per model in the cascade, 200 in deletion and insertion." in text
+    assert "in 35 minutes (" in text and "`runs/08_x` under `data/`" in text
+    assert "(20 images per model in the cascade, 12 in deletion and insertion)" in text
+    assert "1 rows agree (the largest difference 0e+00, within the check's 1e-04)" in text

@@ -102,3 +102,99 @@ def test_file_hashes_are_the_manifests(tmp_path):
     written, manifest = pd.read_csv(path), data.read_manifest()
     assert list(written.columns) == ["path", "sha256", "bytes"] and len(written) == len(manifest)
     assert written["sha256"].tolist() == manifest["sha256"].tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# Published runs
+# --------------------------------------------------------------------------------------------
+
+SETTINGS = {"model_names": ["m"], "ig_steps": 4, "seed": 0}
+
+
+def _published(tmp_path, table):
+    """A published run in ``tmp_path`` of one per-image table ``scores`` (keys: image, method)."""
+    results.write_table(table, tmp_path / "scores.csv")
+    results.write_published_run(tmp_path, SETTINGS | {"images": len(table)}, {"scores m": 61.24})
+    return results.read_published_run(tmp_path, ["scores"])
+
+
+FULL = pd.DataFrame(
+    {
+        "image": ["a", "a", "b", "b", "c", "c"],
+        "method": ["x", "y"] * 3,
+        "score": [0.1, 0.2, 0.3, 0.4, 0.5, float("nan")],
+        "hit": [True, False, True, True, False, False],
+    }
+)
+KEYS = ["image", "method"]
+
+
+def test_published_run_written_and_read_back(tmp_path):
+    published = _published(tmp_path, FULL)
+    assert published.parameters == SETTINGS | {"images": 6}
+    assert published.description["seconds"] == {"scores m": 61.2}
+    assert published.minutes == pytest.approx(61.2 / 60)
+    assert set(published.description["machine"]) == {"cpu", "cpu_count", "gpu", "torch", "python"}
+    assert published.description["commit"]  # a short hash, or "unknown" outside git
+    pd.testing.assert_frame_equal(published.tables["scores"], FULL)
+
+
+def test_published_run_missing_files_are_named(tmp_path):
+    with pytest.raises(results.PublishedRunError, match=r"published_run.yaml: no published run here"):
+        results.read_published_run(tmp_path, ["scores"])
+    _published(tmp_path, FULL)
+    with pytest.raises(results.PublishedRunError, match=r"lacks cascade.csv"):
+        results.read_published_run(tmp_path, ["scores", "cascade"])
+
+
+def test_a_recomputation_of_the_first_images_agrees(tmp_path):
+    published = _published(tmp_path, FULL)
+    # the first two images recomputed, with float noise below the tolerance and in another row order
+    here = FULL.iloc[[3, 2, 1, 0]].assign(score=lambda t: t["score"] + 3e-6)
+    agreement = results.check_published_run(published, {"scores": (here, KEYS)}, SETTINGS)
+    assert agreement.to_dict("records") == [
+        {
+            "file": "scores.csv",
+            "rows recomputed": 4,
+            "found": 4,
+            "largest difference": pytest.approx(3e-6, 0.1),
+        }
+    ]
+    # missing values agree with missing values
+    last = FULL.iloc[[5]]
+    assert results.check_published_run(published, {"scores": (last, KEYS)}, SETTINGS)["found"].tolist() == [1]
+
+
+def test_drift_in_a_number_stops_with_file_column_row_and_values(tmp_path):
+    published = _published(tmp_path, FULL)
+    here = FULL.iloc[:2].assign(score=[0.1, 0.2003])
+    where = (
+        r"scores.csv: score at \{'image': 'a', 'method': 'y'\} is 0.2 in the published run and 0.2003 here"
+    )
+    with pytest.raises(results.PublishedRunError, match=where):
+        results.check_published_run(published, {"scores": (here, KEYS)}, SETTINGS)
+    # a value that went missing is a difference too
+    gone = FULL.iloc[:1].assign(score=[float("nan")])
+    with pytest.raises(results.PublishedRunError, match=r"score at .*'a', 'method': 'x'"):
+        results.check_published_run(published, {"scores": (gone, KEYS)}, SETTINGS)
+
+
+def test_drift_in_a_decision_stops(tmp_path):
+    published = _published(tmp_path, FULL)
+    here = FULL.iloc[2:4].assign(hit=[True, False])
+    where = r"hit at \{'image': 'b', 'method': 'y'\} is True .* False here"
+    with pytest.raises(results.PublishedRunError, match=where):
+        results.check_published_run(published, {"scores": (here, KEYS)}, SETTINGS)
+
+
+def test_other_settings_columns_or_images_are_refused(tmp_path):
+    published = _published(tmp_path, FULL)
+    with pytest.raises(results.PublishedRunError, match=r"made with ig_steps=4, this run has ig_steps=32"):
+        results.check_published_run(published, {"scores": (FULL, KEYS)}, SETTINGS | {"ig_steps": 32})
+    with pytest.raises(results.PublishedRunError, match=r"columns .* differ"):
+        results.check_published_run(published, {"scores": (FULL.drop(columns="hit"), KEYS)}, SETTINGS)
+    others = FULL.assign(image=["d", "d", "e", "e", "f", "f"])
+    with pytest.raises(results.PublishedRunError, match=r"holds 0 of the 6 rows recomputed here"):
+        results.check_published_run(published, {"scores": (others, KEYS)}, SETTINGS)
+    with pytest.raises(results.PublishedRunError, match=r"key columns \['image'\] do not identify"):
+        results.check_published_run(published, {"scores": (FULL, ["image"])}, SETTINGS)

@@ -187,6 +187,57 @@ def test_cli_names_bad_arguments(tmp_path):
     assert result.returncode == 2 and "nowhere" in result.stderr
 
 
+def _status(argv) -> int:
+    """``runner.main(argv)``'s exit status, whether it returns it or argparse exits with it."""
+    try:
+        return runner.main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model", "nosuch"], "unknown model 'nosuch'"),
+        (["--n-images", "0"], "argument --n-images: must be an integer >= 1, got 0"),
+        (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got 0"),
+        (["--chunk-size", "x"], "argument --chunk-size: must be an integer >= 1, got 'x'"),
+        (["--num-workers", "-1"], "argument --num-workers: must be an integer >= 0, got -1"),
+        (["--thresholds", "0.1,a"], "argument --thresholds: must be comma-separated numbers, got '0.1,a'"),
+        (["--thresholds", "0.1,1.5"], "argument --thresholds: must lie in [0, 1], got 1.5"),
+        (["--device", "cuda:7"], "device 'cuda:7': this machine has"),
+        (["--device", "gpu"], "device 'gpu' is not a torch device name"),
+        (
+            ["--out", "/etc/hostname/out"],
+            "argument --out: cannot write '/etc/hostname/out': /etc/hostname is not a folder",
+        ),
+    ],
+)
+def test_cli_bad_values_exit_2_with_one_line_naming_them(extra, message, tmp_path, capsys):
+    args = [
+        "run",
+        "localization",
+        "--model",
+        "squeezenet1_1",
+        "--out",
+        str(tmp_path / "out"),
+        "--n-images",
+        "1",
+    ]
+    options = dict(zip(args[2::2], args[3::2]))  # later options of the same name replace earlier ones
+    options.update(dict(zip(extra[::2], extra[1::2])))
+    assert _status(["run", "localization", *[item for pair in options.items() for item in pair]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_unwritable_outputs_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    assert _status(["merge", str(tmp_path), "--out", str(blocker / "merged.csv")]) == 2
+    assert "file.txt is not a folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("task", ["localization", "occlusion"])
 def test_cli_runs_each_task_in_process_and_forwards_its_options(task, tmp_path, capsys):
     """The options the command line builds reach the task (loading options through **loading):

@@ -917,3 +917,19 @@ def test_deletion_vs_paper_puts_wang_et_al_beside_each_model():
     assert out.loc["score-cam", "insertion, m"] == "0.45 (0.40-0.50)"
     assert out.loc["grad-cam++", "deletion, m"] == "n/a" and out.loc["grad-cam++", "insertion, n"] == "n/a"
     assert out.loc["score-cam", "deletion, n"] == "n/a"
+
+
+def test_agreement_table_names_the_check():
+    agreement = pd.DataFrame(
+        [{"file": "cascade.csv", "rows recomputed": 10, "found": 9, "largest difference": 2.4e-6}]
+    )
+    table = tables.agreement_table(agreement)
+    assert table.to_dict("records") == [
+        {
+            "file": "cascade.csv",
+            "rows recomputed": 10,
+            "found in the published run (all agree)": 9,
+            "largest difference": "2e-06",
+        }
+    ]
+    assert tables.agreement_table(None) is None

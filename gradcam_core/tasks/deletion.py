@@ -83,6 +83,8 @@ DEFAULT_METHODS = (
 REFERENCES = ("random", "centre")
 #: Method settings used unless ``method_settings`` says otherwise (per method name).
 DEFAULT_SETTINGS = {"integrated-gradients": {"n_steps": 8}}
+#: The columns that identify a row of the per-image table (one per image and order).
+KEY_COLUMNS = ["model", "image", "method"]
 #: The two curves.
 CURVES = ("deletion", "insertion")
 #: The method the summary's paired differences are taken against.

@@ -82,6 +82,10 @@ VERDICT_METRICS = ("spearman_abs", "ssim")
 #: The step name of the reference rows: the original maps of image ``i`` against image ``i + 1``.
 UNRELATED = "unrelated-images"
 
+#: The columns that identify a row of the cascade's per-image table (image, step, the other image
+#: of a pair, method): the keys on which a recomputation is matched to a published run.
+CASCADE_KEYS = ["model", "index", "step", "other_index", "method"]
+
 #: The step name of the data-randomisation rows: true-label model against permuted-label model.
 PERMUTED_LABELS = "permuted-labels"
 

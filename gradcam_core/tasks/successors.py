@@ -30,6 +30,10 @@ CAM_METHODS = ("grad-cam", *SUCCESSOR_METHODS)
 #: The methods of the chapter's figure of maps: the CAM family beside Guided Backprop and Guided
 #: Grad-CAM (the pixel-space maps the paper sets beside Grad-CAM).
 FIGURE_METHODS = (*CAM_METHODS, "guided-backprop", "guided-grad-cam")
+#: The columns that identify a row of each per-image table of the chapter.
+LOCALIZATION_KEYS = ["model", "image", "method", "boxing", "threshold"]
+POINTING_KEYS = ["model", "image", "method", "cue"]
+IDENTITY_KEYS = ["model", "image", "method"]
 #: The successors the CAM family's algebra says equal Grad-CAM where the target layer feeds
 #: global average pooling and one linear classifier directly (the gradient is then the same at
 #: every position: HiResCAM's element-wise product sums to Grad-CAM's map, XGrad-CAM's
