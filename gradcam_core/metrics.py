@@ -465,3 +465,27 @@ def hog_similarity(map_a, map_b, pixels_per_cell: int = HOG_PIXELS_PER_CELL) -> 
     (constant) has all-zero features: NaN."""
     a, b = _same_shape_maps(map_a, map_b)
     return pearson_correlation(hog_features(a, pixels_per_cell), hog_features(b, pixels_per_cell))
+
+
+#: The radial frequency (cycles per pixel; Nyquist is 0.5) above which :func:`high_frequency_energy`
+#: counts a map's energy: half the Nyquist frequency, where a stride-2 checkerboard (0.5) and
+#: pixel noise sit and an object's outline does not.
+HIGH_FREQUENCY_CUTOFF = 0.25
+
+
+def high_frequency_energy(image, cutoff: float = HIGH_FREQUENCY_CUTOFF) -> float:
+    """The texture of a map or a stimulus picture: the share of its spectral energy (the squared
+    magnitude of the 2-D DFT, ``numpy.fft.fft2``, after the mean is removed) at radial frequencies
+    above ``cutoff`` cycles per pixel. An RGB picture is averaged over its channels first. 1.0 for
+    a one-pixel checkerboard, near 0 for a smooth blob; 0.0 for a constant picture (no energy)."""
+    values = np.asarray(image, np.float64)
+    if values.ndim == 3:
+        values = values.mean(axis=-1)
+    if values.ndim != 2:
+        raise ValueError(f"expected a 2-D map or an H x W x C picture, got shape {np.shape(image)}")
+    power = np.abs(np.fft.fft2(values - values.mean())) ** 2
+    total = power.sum()
+    if total <= 0:
+        return 0.0
+    fy, fx = np.meshgrid(np.fft.fftfreq(values.shape[0]), np.fft.fftfreq(values.shape[1]), indexing="ij")
+    return float(power[np.hypot(fy, fx) > cutoff].sum() / total)

@@ -133,3 +133,46 @@ def format_bounds(low: float, high: float, digits: int | None = None) -> str:
     shown = [_rounded(v, digits) for v in (low, high)]
     separator = " to " if float(shown[0]) < 0 or float(shown[1]) < 0 else "-"
     return f"{shown[0]}{separator}{shown[1]}"
+
+
+#: Asymptotic relative efficiency of the Wilcoxon signed-rank test against the t-test when the
+#: values are normal (3 / pi): the signed-rank test needs about 1 / 0.955 times as many raters.
+WILCOXON_ARE = 3 / np.pi
+
+
+def one_sample_t_power(effect_size: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided one-sample (or paired) t-test at level ``alpha`` with ``n``
+    values when the true mean is ``effect_size`` standard deviations from 0 (Cohen's d): the
+    probability that |t| exceeds the critical value under the noncentral t distribution with
+    ``n - 1`` degrees of freedom and noncentrality ``d * sqrt(n)`` (as G*Power computes it)."""
+    if n < 2:
+        return float("nan")
+    df = n - 1
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    noncentrality = effect_size * np.sqrt(n)
+    return float(stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality))
+
+
+def raters_needed(
+    effect: float,
+    sd: float,
+    power: float = 0.8,
+    alpha: float = 0.05,
+    wilcoxon: bool = True,
+    most: int = 100_000,
+) -> int:
+    """The number of raters a study needs to detect a mean per-rater effect ``effect`` (on the
+    rating scale) when per-rater values spread with standard deviation ``sd``, at ``power`` and
+    two-sided level ``alpha``: the smallest n whose one-sample t-test power
+    (:func:`one_sample_t_power`, d = effect / sd) reaches ``power``, divided by the Wilcoxon
+    test's efficiency :data:`WILCOXON_ARE` and rounded up when ``wilcoxon`` (the test the
+    analysis runs, :func:`gradcam_core.tasks.user_study.per_rater_test`)."""
+    if effect == 0 or sd <= 0:
+        raise ValueError(f"need a non-zero effect and a positive sd, got effect={effect!r}, sd={sd!r}")
+    d = abs(effect) / sd
+    n = 2
+    while one_sample_t_power(d, n, alpha) < power:
+        n += 1
+        if n > most:
+            raise ValueError(f"more than {most} raters needed for effect {effect} with sd {sd}")
+    return int(np.ceil(n / WILCOXON_ARE)) if wilcoxon else n

@@ -677,13 +677,59 @@ def read_responses(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def rating_status(db_path: str | Path, study_dir: str | Path | None = None) -> pd.DataFrame:
+    """Where a running study stands, per rater: ``ratings`` stored, ``completion`` in % of the
+    study's stimuli (given ``study_dir``; NaN without), the first and last rating (UTC) and the
+    median ``seconds per rating`` between consecutive ratings (NaN with one rating). Read-only;
+    a missing or unreadable database is a :class:`StudyError` naming it."""
+    if not Path(db_path).is_file():
+        raise StudyError(f"{db_path}: no such responses database")
+    connection = connect(db_path)
+    try:
+        table = pd.read_sql_query("SELECT rater, created_utc FROM responses ORDER BY id", connection)
+    finally:
+        connection.close()
+    total = len(load_study(study_dir)[1]) if study_dir is not None else None
+    rows = []
+    for rater, group in table.groupby("rater", sort=False):
+        times = pd.to_datetime(group["created_utc"], utc=True, format="ISO8601").sort_values()
+        gaps = times.diff().dt.total_seconds().dropna()
+        rows.append(
+            {
+                "rater": rater,
+                "ratings": len(group),
+                "completion": 100 * len(group) / total if total else np.nan,
+                "first": times.iloc[0].strftime("%Y-%m-%d %H:%M"),
+                "last": times.iloc[-1].strftime("%Y-%m-%d %H:%M"),
+                "seconds per rating": float(gaps.median()) if len(gaps) else np.nan,
+            }
+        )
+    columns = ["rater", "ratings", "completion", "first", "last", "seconds per rating"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _print_status(status: pd.DataFrame, stimuli: int | None) -> None:
+    complete = int((status["completion"] >= 100).sum()) if stimuli else 0
+    shown = status.assign(
+        completion=status["completion"].map(lambda v: "n/a" if pd.isna(v) else f"{v:.0f} %"),
+        **{
+            "seconds per rating": status["seconds per rating"].map(
+                lambda v: "n/a" if pd.isna(v) else f"{v:.1f}"
+            )
+        },
+    )
+    print(shown.to_string(index=False) if len(shown) else "no ratings yet")
+    finished = f", {complete} finished all {stimuli} stimuli" if stimuli else ""
+    print(f"{len(status)} raters, {int(status['ratings'].sum())} ratings{finished}")
+
+
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv=None) -> int:
-    """``python -m gradcam_core.study serve|export``; returns the exit status (2 and one line on
+    """``python -m gradcam_core.study serve|status|export``; returns the exit status (2 and one line on
     stderr for a bad argument or an unusable file, naming it)."""
     parser, commands = cli.command_parser("gradcam_core.study", __doc__)
     serve = commands.add_parser("serve", help="serve the survey over a study folder")
@@ -710,6 +756,9 @@ def main(argv=None) -> int:
         metavar="ADDRESS",
         help="address of the TLS reverse proxy whose X-Forwarded-Proto/-Host/-For headers are trusted",
     )
+    status = commands.add_parser("status", help="ratings per rater, completion and time per rating")
+    status.add_argument("--db", default="responses.sqlite")
+    status.add_argument("--study-dir", default=None, help="the study folder (for completion)")
     export = commands.add_parser("export", help="write the stored ratings to a CSV")
     export.add_argument("--db", default="responses.sqlite")
     export.add_argument("--out", default="responses.csv")
@@ -737,6 +786,10 @@ def _command(args) -> int:
                 server.serve_forever()
         finally:
             server.server_close()
+        return 0
+    if args.command == "status":
+        stimuli = len(load_study(args.study_dir)[1]) if args.study_dir else None
+        _print_status(rating_status(args.db, args.study_dir), stimuli)
         return 0
     count = export_responses(args.db, args.out)
     print(f"{count} ratings -> {args.out}")

@@ -647,6 +647,54 @@ def rater_consistency(signed: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def pruning_table(sweep: pd.DataFrame, chosen: float) -> pd.DataFrame:
+    """The pruning sweep of the trust study's pair (:func:`gradcam_core.tasks.user_study.pruning_sweep`):
+    per pruned fraction, top-1 accuracy in % with its Wilson interval on the images and the gap in
+    points below the unpruned model; the ``chosen`` fraction (the registry's model) marked."""
+    return pd.DataFrame(
+        {
+            "weights set to 0": [f"{100 * f:.1f} %" for f in sweep["fraction"]],
+            "images": sweep["images"],
+            "top-1 % (95 % CI)": [
+                _with_interval(t, lo, hi, 1) for t, lo, hi in zip(sweep["top1"], sweep["low"], sweep["high"])
+            ],
+            "gap (points)": [f"{g:.1f}" for g in sweep["gap"]],
+            "the study's model": [
+                "squeezenet1_1" if f == 0 else ("squeezenet1_1-pruned" if f == chosen else "")
+                for f in sweep["fraction"]
+            ],
+        }
+    )
+
+
+def texture_table(match: pd.DataFrame) -> pd.DataFrame:
+    """The texture match of each pair of models and method
+    (:func:`gradcam_core.tasks.user_study.texture_match`), rounded: mean high-frequency energy of
+    each model's pictures, their ratio and whether it is within the tolerance."""
+    return match.assign(
+        **{
+            "energy A": match["energy A"].map("{:.3f}".format),
+            "energy B": match["energy B"].map("{:.3f}".format),
+            "ratio": match["ratio"].map("{:.2f}".format),
+            "matched": match["matched"].map({True: "yes", False: "no"}),
+        }
+    )
+
+
+def power_table(analysis: pd.DataFrame) -> pd.DataFrame:
+    """The power analysis (:func:`gradcam_core.tasks.user_study.power_analysis`) as one row per
+    effect and one column of raters needed per assumed standard deviation of per-rater values."""
+    table = analysis.pivot_table(
+        index=["effect", "paper's value"], columns="assumed sd", values="raters needed", sort=False
+    )
+    table.columns = [f"raters needed, sd {sd:g}" for sd in table.columns]
+    return (
+        table.astype(int)
+        .reset_index()
+        .assign(**{"paper's value": lambda t: t["paper's value"].map("{:.2f}".format)})
+    )
+
+
 def trust_vs_paper(summary: pd.DataFrame, methods) -> pd.DataFrame:
     """This study's mean signed rating per method of ``methods`` beside the paper's (Sec. 5.2)
     and the seed's."""

@@ -36,3 +36,12 @@ def test_explainer_benchmark_short_mode_runs_and_peers_agree():
 def test_gradcam_benchmark_short_mode_runs():
     out = run("benchmarks/bench_gradcam.py", "--models", "squeezenet1_1", "--batch", "2", "--repeats", "1")
     assert "ours Grad-CAM top-5" in out and "max |ours - pytorch-grad-cam|" in out
+
+
+def test_survey_benchmark_short_mode_loses_nothing():
+    out = run("benchmarks/bench_survey.py", "--raters", "4", "--stimuli", "6", "--kills", "1")
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("load", "kill"))}
+    # columns after the phase's two words: raters, acknowledged, stored, lost, changed, duplicated, ...
+    for phase in ("load", "kill"):
+        raters, acknowledged, stored, lost, changed, duplicated = map(int, rows[phase][3:9])
+        assert (raters, acknowledged, stored, lost, changed, duplicated) == (4, 24, 24, 0, 0, 0), rows[phase]

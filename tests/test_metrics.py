@@ -401,3 +401,18 @@ def test_similarity_inputs_are_checked():
         metrics.hog_similarity(np.full((64, 64), np.nan), b)
     with pytest.raises(ValueError, match="differ in size"):
         metrics.spearman_abs(a, b[:10])
+
+
+def test_high_frequency_energy_closed_forms():
+    checkerboard = np.indices((32, 32)).sum(0) % 2
+    assert metrics.high_frequency_energy(checkerboard) == pytest.approx(1.0)
+    y, x = np.mgrid[:64, :64]
+    assert metrics.high_frequency_energy(np.exp(-((x - 32) ** 2 + (y - 32) ** 2) / 200)) < 1e-5
+    # white noise spreads evenly over the frequency square: the share outside a disc of radius 1/4
+    noise = np.random.default_rng(0).normal(size=(256, 256))
+    assert metrics.high_frequency_energy(noise) == pytest.approx(1 - np.pi / 16, abs=0.01)
+    assert metrics.high_frequency_energy(np.ones((8, 8))) == 0.0
+    rgb = np.stack([checkerboard] * 3, axis=-1)
+    assert metrics.high_frequency_energy(rgb) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="expected a 2-D map"):
+        metrics.high_frequency_energy(np.zeros(5))

@@ -430,3 +430,34 @@ def test_resolve_device_names_a_device_this_machine_lacks(monkeypatch):
     assert models.resolve_device("cuda:0") == torch.device("cuda:0")
     with pytest.raises(models.DeviceError, match=r"this machine has 1 CUDA GPU\(s\), cuda:0..cuda:0"):
         models.resolve_device("cuda:7")
+
+
+def test_magnitude_pruning_zeroes_the_smallest_weights_per_layer():
+    layer = torch.nn.Conv2d(1, 1, 2, bias=True)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[[[0.1, -0.4], [0.3, -0.2]]]]))
+        layer.bias.fill_(0.05)
+    module = torch.nn.Sequential(layer, torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(1, 2))
+    with torch.no_grad():
+        module[3].weight.copy_(torch.tensor([[1.0], [-3.0]]))
+    models.prune_smallest_weights(module, 0.5)
+    assert (
+        layer.weight.flatten().tolist() == pytest.approx([0.0, -0.4, 0.3, 0.0]) and layer.bias.item() == pytest.approx(0.05)
+    )
+    assert module[3].weight.flatten().tolist() == [0.0, -3.0]
+    models.prune_smallest_weights(module, 0.0)
+    assert layer.weight.flatten().tolist() == pytest.approx([0.0, -0.4, 0.3, 0.0])
+    with pytest.raises(ValueError, match="fraction must be in"):
+        models.prune_smallest_weights(module, 1.0)
+
+
+def test_the_pruned_squeezenet_is_the_embedded_one_with_its_fraction_zeroed():
+    trained = models.load_model("squeezenet1_1", device="cpu").module
+    pruned = models.load_model("squeezenet1_1-pruned", device="cpu").module
+    for (name, a), (_, b) in zip(trained.named_parameters(), pruned.named_parameters()):
+        if name.endswith("weight"):
+            zeroed = (b == 0) & (a != 0)
+            assert zeroed.float().mean().item() == pytest.approx(models.PRUNED_FRACTION, abs=0.01), name
+            assert torch.equal(b[b != 0], a[b != 0])
+        else:
+            assert torch.equal(a, b)

@@ -28,6 +28,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradcam_core import study
@@ -742,3 +743,33 @@ def test_bad_responses_files_are_named(tmp_path):
         study.read_responses(bad)
     with pytest.raises(study.StudyError, match="no such responses file"):
         study.read_responses(tmp_path / "absent.csv")
+
+
+def test_status_counts_ratings_completion_and_time_per_rating(study_dir, tmp_path, capsys):
+    db = tmp_path / "responses.sqlite"
+    connection = study.connect(db)
+    manifest = study.load_study(study_dir)[1].to_dict("records")
+    for stimulus in manifest:
+        study.store_rating(connection, "done", stimulus, 1)
+    study.store_rating(connection, "started", manifest[0], 0)
+    # times set by hand: "done" rated every 4 s; "started" once
+    connection.execute(
+        "UPDATE responses SET created_utc = "
+        "strftime('%Y-%m-%dT%H:%M:%fZ', '2026-11-27 10:00:00', '+' || (4 * id) || ' seconds')"
+    )
+    connection.close()
+    status = study.rating_status(db, study_dir)
+    assert status["rater"].tolist() == ["done", "started"] and status["ratings"].tolist() == [
+        len(manifest),
+        1,
+    ]
+    assert status["completion"].tolist() == [100.0, pytest.approx(100 / len(manifest))]
+    assert status["seconds per rating"].iloc[0] == pytest.approx(4.0) and np.isnan(
+        status["seconds per rating"].iloc[1]
+    )
+    assert np.isnan(study.rating_status(db)["completion"]).all()
+    assert study.main(["status", "--db", str(db), "--study-dir", str(study_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"2 raters, {len(manifest) + 1} ratings, 1 finished all {len(manifest)} stimuli" in out
+    assert study.main(["status", "--db", str(tmp_path / "absent.sqlite")]) == 2
+    assert "absent.sqlite: no such responses database" in capsys.readouterr().err

@@ -933,3 +933,29 @@ def test_agreement_table_names_the_check():
         }
     ]
     assert tables.agreement_table(None) is None
+
+
+def test_design_tables_round_and_mark():
+    sweep = pd.DataFrame(
+        {"fraction": [0.0, 0.275], "images": [10, 10], "correct": [7, 5], "top1": [70.0, 50.0]}
+    ).assign(low=[39.7, 23.7], high=[89.2, 76.3], gap=[0.0, 20.0])
+    table = tables.pruning_table(sweep, 0.275)
+    assert table["weights set to 0"].tolist() == ["0.0 %", "27.5 %"]
+    assert table["the study's model"].tolist() == ["squeezenet1_1", "squeezenet1_1-pruned"]
+    assert table["gap (points)"].tolist() == ["0.0", "20.0"]
+    match = pd.DataFrame(
+        [{"pair": "p", "method": "m", "model A": "a", "energy A": 0.1234, "model B": "b", "energy B": 0.2}]
+    ).assign(ratio=[1.62], matched=[False])
+    shown = tables.texture_table(match)
+    assert shown[["energy A", "ratio", "matched"]].values.tolist() == [["0.123", "1.62", "no"]]
+    power = pd.DataFrame(
+        {
+            "effect": ["e", "e"],
+            "paper's value": [0.27, 0.27],
+            "assumed sd": [0.5, 1.0],
+            "raters needed": [31, 116],
+        }
+    )
+    assert tables.power_table(power).to_dict("records") == [
+        {"effect": "e", "paper's value": "0.27", "raters needed, sd 0.5": 31, "raters needed, sd 1": 116}
+    ]

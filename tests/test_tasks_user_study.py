@@ -324,3 +324,93 @@ def test_trust_summary_by_rater_reports_the_per_rater_test(synthetic):
     assert versus["ratings"].tolist() == [24, 24]
     empty = tables.trust_summary_by_rater(None)
     assert empty.empty and list(empty.columns) == tables.TRUST_BY_RATER_COLUMNS
+
+
+# ------------------------------------------------------------------------------ the design
+
+
+def test_pruning_sweep_measures_accuracy_per_fraction(ilsvrc_records):
+    from gradcam_core import models
+
+    records = ilsvrc_records[:12]
+    sweep = user_study.pruning_sweep(records, fractions=(0.3, 0.9), batch_size=5, progress=False)
+    assert sweep["fraction"].tolist() == [0.0, 0.3, 0.9] and (sweep["images"] == 12).all()
+    for fraction, correct in zip(sweep["fraction"], sweep["correct"]):
+        model = models.load_model("squeezenet1_1", device="cpu")
+        models.prune_smallest_weights(model.module, fraction)
+        with torch.no_grad():
+            predicted = model(model.preprocess([data.load_rgb(r.path) for r in records])).argmax(1)
+        assert correct == int((predicted == torch.tensor([r.label for r in records])).sum())
+    assert sweep["top1"].tolist() == pytest.approx((100 * sweep["correct"] / 12).tolist())
+    assert sweep["gap"].iloc[0] == 0 and sweep["gap"].iloc[2] == sweep["top1"].iloc[0] - sweep["top1"].iloc[2]
+    assert (sweep["low"] <= sweep["top1"]).all() and (sweep["top1"] <= sweep["high"]).all()
+
+
+def test_chosen_fraction_is_the_closest_gap():
+    sweep = pd.DataFrame({"fraction": [0.0, 0.1, 0.2, 0.3], "gap": [0.0, 5.0, 13.0, 18.0]})
+    assert user_study.chosen_fraction(sweep, 15.1) == 0.2
+    assert user_study.chosen_fraction(sweep, 16.0) == 0.3
+    assert user_study.chosen_fraction(sweep, 15.5) == 0.2  # 2.5 from both: the first
+    assert user_study.documented_gap() == pytest.approx(71.592 - 56.522)
+
+
+def test_texture_match_by_hand():
+    textures = pd.DataFrame(
+        {
+            "pair": ["p"] * 4 + ["q"] * 4,
+            "method": ["m"] * 8,
+            "model": ["a", "b", "a", "b"] * 2,
+            "high_frequency_energy": [0.10, 0.11, 0.10, 0.13, 0.1, 0.3, 0.1, 0.3],
+        }
+    )
+    match = user_study.texture_match(textures)
+    assert match[["pair", "model A", "model B"]].values.tolist() == [["p", "a", "b"], ["q", "a", "b"]]
+    assert match["energy B"].tolist() == pytest.approx([0.12, 0.3])
+    assert match["ratio"].tolist() == pytest.approx([1.2, 3.0]) and match["matched"].tolist() == [True, False]
+    with pytest.raises(ValueError, match="p, m: expected pictures of two models"):
+        user_study.texture_match(textures[textures["model"] == "a"])
+
+
+def test_mobilenets_checkerboard_is_told_apart_and_the_pruned_pair_is_not(
+    study_dir, squeezenet, ilsvrc_records, tmp_path
+):
+    """The confound the pair was chosen against, measured on real stimuli: MobileNet's Guided
+    Backprop pictures carry far more high-frequency energy than SqueezeNet's; SqueezeNet and its
+    pruned copy stay within the tolerance."""
+    from gradcam_core import models
+
+    pruned = models.load_model("squeezenet1_1-pruned", device="cpu")
+    fair = tmp_path / "fair"
+    user_study.make_stimuli(squeezenet, pruned, ilsvrc_records[:80], fair, n_images=4, seed=0, progress=False)
+    textures = user_study.stimulus_textures({"earlier": study_dir, "fair": fair})
+    assert set(textures["pair"]) == {"earlier", "fair"} and (textures["high_frequency_energy"] > 0).all()
+    match = user_study.texture_match(textures).set_index(["pair", "method"])
+    assert not match.loc[("earlier", "guided-backprop"), "matched"]
+    assert match.loc[("earlier", "guided-backprop"), "ratio"] > 1.3
+    assert (
+        match.loc[("fair", "guided-backprop"), "matched"]
+        and match.loc[("fair", "guided-grad-cam"), "matched"]
+    )
+    first = user_study.same_image_stimuli([study_dir, fair], "guided-backprop")
+    assert [len(rows) for rows in first] == [1, 1] and (first[0]["method"] == "guided-backprop").all()
+
+
+def test_power_analysis_rows_and_text():
+    power = user_study.power_analysis(sds=(0.5, 1.0))
+    assert power["effect"].unique().tolist() == [
+        "guided-backprop trust (against 0)",
+        "guided-grad-cam trust (against 0)",
+        user_study.CONTRAST_EFFECT,
+    ]
+    contrast = power[power["effect"] == user_study.CONTRAST_EFFECT]
+    assert contrast["paper's value"].tolist() == pytest.approx([0.27, 0.27])
+    # d = 0.54 and 0.27: the t-test needs 29 and 110 raters (G*Power), the signed-rank test 1/(3/pi) more
+    assert contrast["raters needed"].tolist() == [31, 116]
+    text = user_study.power_text(user_study.power_analysis(), sd=0.75)
+    assert (
+        "8 raters detect the paper's smaller mean trust (1.00)" in text and "66 raters its contrast" in text
+    )
+    assert (
+        "The paper's 54 workers suffice for that contrast at the assumed spreads of 0.5 (of 0.5, 0.75, 1)."
+        in text
+    )

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .. import data, metrics, study
+from .. import data, metrics, models, statistics, study
 from ..maps import gradient_image
 from ..methods import GuidedBackprop, GuidedGradCAM
-from ..results import write_table, write_text
+from ..results import load_reference, write_table, write_text
 from .common import correctly_classified
 
 #: The explainers a study can show, by method name.
@@ -132,6 +133,198 @@ def _shown(folder: Path) -> str:
 def stimuli_per_side(manifest: pd.DataFrame) -> pd.DataFrame:
     """How many stimuli show the more accurate model on each side, per method."""
     return manifest.groupby(["method", "accurate_side"]).size().rename("stimuli").reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# The design: a pair that differs in accuracy, not in texture; how many raters it needs
+# --------------------------------------------------------------------------------------------
+
+#: How far apart the two models' explanations may be in texture (high-frequency energy,
+#: :func:`gradcam_core.metrics.high_frequency_energy`) for raters not to tell them apart by it:
+#: the larger model's mean within 20 % of the smaller's.
+TEXTURE_TOLERANCE = 0.20
+
+
+def documented_gap() -> float:
+    """The documented ImageNet top-1 gap in points between the paper's trust-study pair, VGG-16
+    and AlexNet (``data/reference/model_accuracy.yaml``), the gap the pruned stand-in aims at."""
+    documented = load_reference("models")
+    return documented["vgg16"]["top1"] - documented["alexnet"]["top1"]
+
+
+def pruning_sweep(
+    records, fractions=models.PRUNING_GRID, batch_size: int = 64, progress: bool = True
+) -> pd.DataFrame:
+    """Top-1 accuracy on ``records`` of SqueezeNet 1.1 and of its copies magnitude-pruned at
+    each of ``fractions`` (:func:`gradcam_core.models.prune_smallest_weights`): columns
+    ``fraction`` (0 for the unpruned model), ``images``, ``correct``, ``top1`` in % with its
+    Wilson interval (``low``, ``high``), and ``gap``, the points below the unpruned model. The
+    images are decoded once (CPU)."""
+    model = models.load_model("squeezenet1_1", device="cpu")
+    trained = {name: value.clone() for name, value in model.module.state_dict().items()}
+    labels = torch.tensor([r.label for r in records])
+    inputs = [
+        model.preprocess([data.load_rgb(r.path) for r in records[start : start + batch_size]])
+        for start in tqdm(
+            range(0, len(records), batch_size), desc="decode", disable=not progress, unit="batch"
+        )
+    ]
+    rows = []
+    for fraction in tqdm((0.0, *fractions), desc="pruning sweep", disable=not progress, unit="model"):
+        model.module.load_state_dict(trained)
+        models.prune_smallest_weights(model.module, fraction)
+        with torch.no_grad():
+            predicted = torch.cat([model(batch).argmax(1) for batch in inputs])
+        correct = int((predicted == labels).sum())
+        low, high = statistics.proportion_ci(correct, len(records))
+        rows.append(
+            {
+                "fraction": fraction,
+                "images": len(records),
+                "correct": correct,
+                "top1": 100 * correct / len(records),
+                "low": 100 * low,
+                "high": 100 * high,
+            }
+        )
+    model.module.load_state_dict(trained)
+    sweep = pd.DataFrame(rows)
+    return sweep.assign(gap=sweep["top1"].iloc[0] - sweep["top1"])
+
+
+def chosen_fraction(sweep: pd.DataFrame, target_gap: float) -> float:
+    """The pruned fraction of ``sweep`` (:func:`pruning_sweep`) whose gap is closest to
+    ``target_gap`` (the first of equals), the rule behind :data:`gradcam_core.models.PRUNED_FRACTION`."""
+    pruned = sweep[sweep["fraction"] > 0]
+    return float(pruned.loc[(pruned["gap"] - target_gap).abs().idxmin(), "fraction"])
+
+
+def stimulus_textures(study_dirs: dict[str, str | Path]) -> pd.DataFrame:
+    """The texture of every explanation picture raters see: per study folder (``{pair label:
+    folder}``), stimulus and side, the method, the model behind the picture and its
+    high-frequency energy (:func:`gradcam_core.metrics.high_frequency_energy` of the PNG)."""
+    rows = []
+    for pair, folder in study_dirs.items():
+        _, manifest = study.load_study(folder)
+        for stimulus in manifest.to_dict("records"):
+            for side in ("left", "right"):
+                picture = np.asarray(
+                    Image.open(Path(folder) / "images" / stimulus[f"{side}_file"]).convert("RGB")
+                )
+                rows.append(
+                    {
+                        "pair": pair,
+                        "stimulus": stimulus["stimulus"],
+                        "method": stimulus["method"],
+                        "model": stimulus[f"{side}_model"],
+                        "high_frequency_energy": metrics.high_frequency_energy(picture / 255.0),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def texture_match(textures: pd.DataFrame, tolerance: float = TEXTURE_TOLERANCE) -> pd.DataFrame:
+    """Per pair and method of :func:`stimulus_textures`: each model's mean high-frequency energy
+    over its pictures, the ratio of the larger mean to the smaller, and ``matched`` when the
+    ratio is at most ``1 + tolerance`` (raters cannot tell the models apart by texture)."""
+    rows = []
+    for (pair, method), group in textures.groupby(["pair", "method"], sort=False):
+        means = group.groupby("model", sort=False)["high_frequency_energy"].mean()
+        if len(means) != 2:
+            raise ValueError(f"{pair}, {method}: expected pictures of two models, got {list(means.index)}")
+        (model_a, energy_a), (model_b, energy_b) = means.items()
+        ratio = max(energy_a, energy_b) / min(energy_a, energy_b) if min(energy_a, energy_b) > 0 else np.inf
+        rows.append(
+            {
+                "pair": pair,
+                "method": method,
+                "model A": model_a,
+                "energy A": energy_a,
+                "model B": model_b,
+                "energy B": energy_b,
+                "ratio": ratio,
+                "matched": bool(ratio <= 1 + tolerance),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def same_image_stimuli(study_dirs, method: str) -> list[pd.DataFrame]:
+    """For each study folder of ``study_dirs``, its manifest row of ``method`` for the first image
+    that every folder holds (each folder's first image of ``method`` when they share none): the
+    same photo explained by every pair, for a figure (:func:`gradcam_core.figures.plot_stimuli`)."""
+    manifests = [study.load_study(folder)[1] for folder in study_dirs]
+    manifests = [m[m["method"] == method] for m in manifests]
+    shared = set.intersection(*(set(m["image"]) for m in manifests))
+    first = next((image for image in manifests[0]["image"] if image in shared), None)
+    return [m[m["image"] == first] if first is not None else m.head(1) for m in manifests]
+
+
+def pair_text(sweep: pd.DataFrame, chosen: float, registered: float, target_gap: float) -> str:
+    """The sentence that states the pair's accuracies and gap (:func:`pruning_sweep`), and
+    whether the registry's pruned fraction is the sweep's choice (:func:`chosen_fraction`)."""
+    trained = sweep.iloc[0]
+    pruned = sweep[sweep["fraction"] == registered].iloc[0]
+    verdict = (
+        "the same fraction this run's sweep chooses"
+        if chosen == registered
+        else f"**not** the fraction this run's sweep chooses ({100 * chosen:.1f} %): update the registry"
+    )
+    return (
+        f"On the {int(trained['images'])} embedded images, SqueezeNet 1.1 classifies "
+        f"{trained['top1']:.1f} % right (top-1), and its copy with {100 * registered:.1f} % of each layer's "
+        f"weights set to 0 classifies {pruned['top1']:.1f} % right: a gap of {pruned['gap']:.1f} points, "
+        f"against the documented {target_gap:.1f} between VGG-16 and AlexNet. The pruned fraction, "
+        f"{100 * registered:.1f} %, is {verdict}."
+    )
+
+
+def power_text(power: pd.DataFrame, sd: float = 0.75) -> str:
+    """The power analysis (:func:`power_analysis`) in two sentences, at the spread ``sd``,
+    against the number of workers the paper had (``data/reference/paper_results.yaml``)."""
+    workers = load_reference("paper")["user_study"]["trust_workers"]
+    at = power[power["assumed sd"] == sd].set_index("effect")
+    contrast, trust = at.loc[CONTRAST_EFFECT], at.loc["guided-backprop trust (against 0)"]
+    rows = power[power["effect"] == CONTRAST_EFFECT]
+    value = "paper's value"
+    enough = [f"{v:g}" for v in rows.loc[rows["raters needed"] <= workers, "assumed sd"]]
+    return (
+        f"With per-rater values spread by a standard deviation of {sd:g} scale points, "
+        f"{int(trust['raters needed'])} raters detect the paper's smaller mean trust "
+        f"({trust[value]:.2f}) at 80 % power, and {int(contrast['raters needed'])} raters its contrast "
+        f"between the methods ({contrast[value]:.2f}). The paper's {workers} workers suffice for "
+        f"that contrast at the assumed spreads of {', '.join(enough) if enough else 'none'} "
+        f"(of {', '.join(f'{v:g}' for v in rows['assumed sd'])})."
+    )
+
+
+#: The power analysis' name of the paper's contrast between the methods.
+CONTRAST_EFFECT = "guided-grad-cam minus guided-backprop"
+
+#: The spreads of per-rater mean ratings the power analysis assumes (the paper reports none).
+POWER_SDS = (0.5, 0.75, 1.0)
+
+
+def power_analysis(sds=POWER_SDS, power: float = 0.8, alpha: float = 0.05) -> pd.DataFrame:
+    """How many raters detect the paper's effects (Sec. 5.2) at ``power``: the mean trust of
+    each method (the paper's 1.00 and 1.27, against 0) and the contrast Guided Grad-CAM minus
+    Guided Backprop (0.27, paired within raters), for each assumed standard deviation of the
+    per-rater values in ``sds``, by the two-sided Wilcoxon signed-rank test on per-rater means
+    that :func:`per_rater_test` runs (:func:`gradcam_core.statistics.raters_needed`)."""
+    paper = {row["method"]: row["value"] for row in load_reference("paper")["user_study"]["trust_score"]}
+    effects = {f"{method} trust (against 0)": value for method, value in paper.items()}
+    effects[CONTRAST_EFFECT] = paper["guided-grad-cam"] - paper["guided-backprop"]
+    rows = [
+        {
+            "effect": name,
+            "paper's value": value,
+            "assumed sd": sd,
+            "raters needed": statistics.raters_needed(value, sd, power=power, alpha=alpha),
+        }
+        for name, value in effects.items()
+        for sd in sds
+    ]
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------
