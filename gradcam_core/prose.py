@@ -179,7 +179,7 @@ def published_run_text(published, agreement: pd.DataFrame | None, counts: dict) 
         f"So that those numbers cannot drift silently, this page recomputes its first images with the "
         f"default counts ({_counts_text(counts)}) and checks every recomputed row against the published "
         f"one: {int(agreement['found'].sum())} rows agree (the largest difference {largest:.0e}, within "
-        f"the check's {agreement.attrs.get('tolerance', 1e-4):.0e}); any disagreement, or a change of "
+        f"the check's {agreement.attrs['tolerance']:.0e}); any disagreement, or a change of "
         f"method, step or seed, stops the page with the file, the row and both values."
     )
 

@@ -306,7 +306,7 @@ def check_published_run(
     recomputed: dict[str, tuple[pd.DataFrame, list[str]]],
     parameters: dict,
     *,
-    tolerance: float = 1e-4,
+    tolerance: float = 1e-3,
     min_coverage: float = 0.9,
 ) -> pd.DataFrame:
     """Check that this run's code and data reproduce ``published``, so that a published number
@@ -314,7 +314,10 @@ def check_published_run(
     not the counts) must equal the published run's, and every row of each recomputed table
     (``{name: (table, key columns)}``) that the published table holds under the same key
     columns must agree with it, numbers within ``tolerance`` (absolute, after both are rounded
-    as results files are), everything else exactly. At least ``min_coverage`` of the recomputed
+    as results files are; the default is 10x the largest difference measured when chapter 08
+    recomputed its published run's first images in smaller batches: 1.02e-4, one HOG similarity
+    of a nearly flat map among 2,142 rows, all other values within 1e-6), everything else exactly.
+    At least ``min_coverage`` of the recomputed
     rows must be found (a cascade's last unrelated pair wraps around to the first image, so it
     differs between counts). Raises :class:`PublishedRunError` naming the file, the column, the
     row's key and both values; returns one row per table: rows recomputed, of which found in the

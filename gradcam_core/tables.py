@@ -1183,7 +1183,7 @@ def agreement_table(agreement: pd.DataFrame | None) -> pd.DataFrame | None:
     if agreement is None:
         return None
     table = agreement.rename(columns={"found": "found in the published run (all agree)"})
-    largest = [f"{value:.0e}" for value in agreement["largest difference"]]
+    largest = [f"{value:.0e}" if value else "0" for value in agreement["largest difference"]]
     return table.assign(**{"largest difference": largest})
 
 

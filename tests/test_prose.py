@@ -101,4 +101,4 @@ def test_published_run_text_says_what_the_page_rests_on(tmp_path):
     assert "100 images per model in the cascade, 200 in deletion and insertion." in text
     assert "in 35 minutes (" in text and "`runs/08_x` under `data/`" in text
     assert "(20 images per model in the cascade, 12 in deletion and insertion)" in text
-    assert "1 rows agree (the largest difference 0e+00, within the check's 1e-04)" in text
+    assert "1 rows agree (the largest difference 0e+00, within the check's 1e-03)" in text

@@ -633,6 +633,12 @@ def test_ids_that_look_missing_survive_export_and_read_back(study_dir, tmp_path)
     assert table["stimulus"].tolist() == [stimulus["stimulus"]] * 6 + ["NA"]
     assert not table.isna().any().any()
     assert table["rating"].tolist() == [1] * 6 + [-1]
+    # and the analysis counts every one of them: six raters, each with a mean and a place in alpha
+    from gradcam_core.tasks import user_study
+
+    signed = user_study.signed_ratings(table, stimulus["right_model"])
+    assert sorted(user_study.rater_means(signed).index) == sorted(raters)
+    assert user_study.per_rater_test(signed)["raters"].iloc[0] == 6
 
 
 def test_export_neutralises_spreadsheet_formulas(study_dir, tmp_path):

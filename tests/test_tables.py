@@ -959,3 +959,8 @@ def test_design_tables_round_and_mark():
     assert tables.power_table(power).to_dict("records") == [
         {"effect": "e", "paper's value": "0.27", "raters needed, sd 0.5": 31, "raters needed, sd 1": 116}
     ]
+
+
+def test_agreement_table_shows_no_difference_as_0():
+    agreement = pd.DataFrame([{"file": "a.csv", "rows recomputed": 1, "found": 1, "largest difference": 0.0}])
+    assert tables.agreement_table(agreement)["largest difference"].tolist() == ["0"]
