@@ -31,8 +31,9 @@ REFERENCE_FILES = {
     "later": "later_work.yaml",
 }
 RUN_TIMES_FILE = "run_times.csv"
-#: The folder of the published runs a page reads (``data/runs/<notebook>``), committed.
-PUBLISHED_RUNS_DIR = Path(__file__).resolve().parent.parent / "data" / "runs"
+#: How results files write floats (6 significant digits); a recomputation compared with a
+#: published run is rounded the same way (:func:`check_published_run`).
+FLOAT_FORMAT = "%.6g"
 #: The description of a published run, beside its per-image CSVs.
 PUBLISHED_RUN_FILE = "published_run.yaml"
 
@@ -55,7 +56,7 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     """Write a CSV atomically (:func:`gradcam_core.files.atomic_file`), floats to 6 significant
     digits."""
     with atomic_file(path) as handle:
-        table.to_csv(handle, index=False, float_format="%.6g")
+        table.to_csv(handle, index=False, float_format=FLOAT_FORMAT)
     return Path(path)
 
 
@@ -296,7 +297,7 @@ def _as_written(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` as :func:`write_table` writes it and pandas reads it back (same dtypes and
     rounding as a results file)."""
     buffer = io.StringIO()
-    table.to_csv(buffer, index=False, float_format="%.6g")
+    table.to_csv(buffer, index=False, float_format=FLOAT_FORMAT)
     buffer.seek(0)
     return pd.read_csv(buffer)
 
