@@ -39,12 +39,16 @@ notebooks: data  ## execute every task notebook in place with papermill (embedde
 
 # the published full-count run of chapter 08 (data/runs/08_beyond_the_paper), which the page shows and
 # checks its own default-count recomputation against; about 50 minutes on 2 CPU cores
-FULL_RUN_08 := -p sanity_images 100 -p deletion_images 200 -p score_cam_images 20
+FULL_RUN_08 := -p sanity_images 100 -p deletion_images 200 -p deletion_score_cam_images 200 -p score_cam_images 20
+#: re-make only these parts of the published run, carrying the others over (comma-separated),
+#: e.g. `make full-runs PARTS_08=deletion_score_cam`; empty: the whole run
+PARTS_08 :=
 
 full-runs: data  ## re-make the published full-count runs that pages show (data/runs/), then re-execute those pages
 	rm -rf data/runs/08_beyond_the_paper.new
-	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb /dev/null \
-	  -y "published_run: null" $(FULL_RUN_08) -p output_dir ../data/runs/08_beyond_the_paper.new
+	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb /dev/null $(FULL_RUN_08) \
+	  $(if $(PARTS_08),-y "{published_run: ../data/runs/08_beyond_the_paper, remake_parts: [$(PARTS_08)]}",-y "published_run: null") \
+	  -p output_dir ../data/runs/08_beyond_the_paper.new
 	rm -rf data/runs/08_beyond_the_paper && mv data/runs/08_beyond_the_paper.new data/runs/08_beyond_the_paper
 	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb notebooks/08_beyond_the_paper.ipynb
 

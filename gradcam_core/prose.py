@@ -150,12 +150,34 @@ def glue_findings(name: str, page: str, output_dir: str | Path) -> str:
 _COUNT_NAMES = {
     "sanity_images": "images per model in the cascade",
     "deletion_images": "in deletion and insertion",
-    "score_cam_images": "for Score-CAM",
+    "deletion_score_cam_images": "for Score-CAM in deletion and insertion",
+    "score_cam_images": "for Score-CAM in the localisation and pointing game",
 }
 
 
 def _counts_text(counts: dict) -> str:
     return ", ".join(f"{value} {_COUNT_NAMES.get(name, name)}" for name, value in counts.items())
+
+
+def _hardware(machine: dict) -> str:
+    return machine["gpu"] if machine["gpu"] != "none" else f"{machine['cpu_count']} CPU cores, no GPU"
+
+
+def _made_text(description: dict) -> str:
+    """When, at which commit and on what a published run was made: once, or part by part (a run
+    re-made part by part, :func:`gradcam_core.results.carried_parts`)."""
+    makes = {}
+    for part, made in description.get("parts", {}).items():
+        makes.setdefault((made["date"], made["commit"], _hardware(made["machine"])), []).append(part)
+    if len(makes) < 2:
+        return (
+            f"on {description['date']}, at commit `{description['commit']}` "
+            f"({_hardware(description['machine'])})"
+        )
+    return "part by part: " + "; ".join(
+        f"{', '.join(f'`{part}`' for part in parts)} on {date} at commit `{commit}` ({hardware})"
+        for (date, commit, hardware), parts in sorted(makes.items())
+    )
 
 
 def published_run_text(published, agreement: pd.DataFrame | None, counts: dict) -> str:
@@ -165,16 +187,13 @@ def published_run_text(published, agreement: pd.DataFrame | None, counts: dict) 
     :func:`gradcam_core.results.check_published_run`)."""
     if published is None:
         return f"The tables, figures and verdicts of this page rest on its own run: {_counts_text(counts)}."
-    description = published.description
-    machine = description["machine"]
-    hardware = machine["gpu"] if machine["gpu"] != "none" else f"{machine['cpu_count']} CPU cores, no GPU"
     shown = {name: published.parameters[name] for name in counts}
     largest = agreement["largest difference"].max()
     return (
         f"The tables, figures and verdicts of this page rest on a **published run** with more images than "
         f"the page's default can afford in CI: {_counts_text(shown)}. The page ran it with larger "
-        f"counts (`published_run=None`, `make full-runs`) on {description['date']}, at commit "
-        f"`{description['commit']}`, in {published.minutes:.0f} minutes ({hardware}); its per-image "
+        f"counts (`published_run=None`, `make full-runs`) in {published.minutes:.0f} minutes "
+        f"{_made_text(published.description)}; its per-image "
         f"files are committed in `{published.folder.parent.name}/{published.folder.name}` under `data/`. "
         f"So that those numbers cannot drift silently, this page recomputes its first images with the "
         f"default counts ({_counts_text(counts)}) and checks every recomputed row against the published "

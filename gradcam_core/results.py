@@ -75,7 +75,7 @@ def per_image_table(runs: dict, out_csv: str | Path, per_image_csv: str | Path |
     if per_image_csv is not None:
         table = pd.read_csv(per_image_csv)
         write_table(table, out_csv)
-        print(f"{table['image'].nunique()} images read from the merged results of a sharded run")
+        print(f"{table['image'].nunique()} images read from {per_image_csv}")
         return table
     table = pd.concat([run.table for run in runs.values()], ignore_index=True)
     write_table(table, out_csv)
@@ -259,19 +259,106 @@ def _commit() -> str:
     return commit + (" (with uncommitted changes)" if dirty else "")
 
 
-def write_published_run(output_dir: str | Path, parameters: dict, seconds: dict[str, float]) -> Path:
+def _description_file(folder: Path) -> Path:
+    description_file = folder / PUBLISHED_RUN_FILE
+    if not description_file.is_file():
+        raise PublishedRunError(
+            f"{description_file}: no published run here (run the notebook with published_run=None and "
+            f"larger counts to make one, as `make full-runs` does)"
+        )
+    return description_file
+
+
+def _read_description(folder: str | Path) -> dict:
+    return yaml.safe_load(_description_file(Path(folder)).read_text())
+
+
+def part_provenance(description: dict, part: str) -> dict:
+    """Where the part ``part`` of a published run's description comes from: the commit, date and
+    machine of the run that made it (a run re-made part by part records one per part;
+    otherwise the whole run's)."""
+    made = description.get("parts", {}).get(part)
+    return made or {key: description[key] for key in ("commit", "date", "machine")}
+
+
+def carried_parts(
+    published_run: str | Path | None, remake_parts, part_parameters: dict[str, list[str]], parameters: dict
+) -> dict[str, Path]:
+    """The per-image files to carry over when a published run is re-made part by part: each part
+    of ``part_parameters`` (``{part: names of the parameters its per-image values depend on}``)
+    not named in ``remake_parts`` is read from ``published_run``'s ``<part>.csv`` instead of
+    being run, after checking that it was made with this run's ``parameters`` for it. None for
+    ``remake_parts``: nothing is carried (``{}``). Raises :class:`PublishedRunError` naming the
+    file, the part and the parameter that differs."""
+    if remake_parts is None:
+        return {}
+    unknown = sorted(set(remake_parts) - set(part_parameters))
+    if unknown or not remake_parts:
+        raise PublishedRunError(
+            f"remake_parts={list(remake_parts)!r} must name some of the parts {', '.join(part_parameters)}"
+        )
+    if not published_run:
+        raise PublishedRunError(
+            "remake_parts needs published_run: the run whose other parts are carried over"
+        )
+    folder = Path(published_run)
+    published = _read_description(folder)["parameters"]
+    carried = {}
+    for part, names in part_parameters.items():
+        if part in remake_parts:
+            continue
+        file = folder / f"{part}.csv"
+        if not file.is_file():
+            raise PublishedRunError(
+                f"{file}: the published run lacks the part {part!r}; add it to remake_parts"
+            )
+        for name in names:
+            if published.get(name) != parameters[name]:
+                raise PublishedRunError(
+                    f"{folder / PUBLISHED_RUN_FILE}: the part {part!r} was made with {name}="
+                    f"{published.get(name)!r}, this run has {name}={parameters[name]!r}; add {part!r} to "
+                    f"remake_parts or run with the published value"
+                )
+        carried[part] = file
+    return carried
+
+
+def write_published_run(
+    output_dir: str | Path,
+    parameters: dict,
+    seconds: dict[str, float],
+    *,
+    parts: list[str] = (),
+    carried_from: str | Path | None = None,
+    carried: list[str] = (),
+) -> Path:
     """Describe the run whose per-image CSVs are in ``output_dir`` as a publishable run:
     ``published_run.yaml`` with its ``parameters`` (as the notebook ran with them), its wall
-    time per part (``seconds``), the machine and versions (:func:`provenance`), the date and the
-    git commit of the code. A page reads it back with :func:`read_published_run`."""
+    time per part (``seconds``, keys ``"<part> <model>"``), the machine and versions
+    (:func:`provenance`), the date and the git commit of the code. A run re-made part by part
+    (:func:`carried_parts`) names its ``parts``, the ``carried`` ones taken from the published
+    run in ``carried_from``: their run times and provenance (:func:`part_provenance`) are carried
+    over, the others are this run's. A page reads it back with :func:`read_published_run`."""
     machine = provenance()
+    this_run = {
+        "commit": _commit(),
+        "date": datetime.date.today().isoformat(),
+        "machine": {key: machine[key] for key in ("cpu", "cpu_count", "gpu", "torch", "python")},
+    }
+    seconds = dict(seconds)
+    made = dict.fromkeys(parts, this_run)
+    if carried:
+        earlier = _read_description(carried_from)
+        for part in carried:
+            made[part] = part_provenance(earlier, part)
+            seconds |= {key: value for key, value in earlier["seconds"].items() if key.startswith(f"{part} ")}
     description = {
         "parameters": parameters,
         "seconds": {part: round(float(value), 1) for part, value in seconds.items()},
-        "machine": {key: machine[key] for key in ("cpu", "cpu_count", "gpu", "torch", "python")},
-        "date": datetime.date.today().isoformat(),
-        "commit": _commit(),
+        **this_run,
     }
+    if carried:
+        description["parts"] = made
     plain = json.loads(json.dumps(description, default=str))  # version strings, numpy numbers as plain values
     return write_text(yaml.safe_dump(plain, sort_keys=False), Path(output_dir) / PUBLISHED_RUN_FILE)
 
@@ -280,13 +367,7 @@ def read_published_run(folder: str | Path, tables: list[str]) -> PublishedRun:
     """The published run in ``folder``: its description and the per-image tables named by
     ``tables`` (``<name>.csv``). Refuses a folder without either, naming the missing file."""
     folder = Path(folder)
-    description_file = folder / PUBLISHED_RUN_FILE
-    if not description_file.is_file():
-        raise PublishedRunError(
-            f"{description_file}: no published run here (run the notebook with published_run=None and "
-            f"larger counts to make one, as `make full-runs` does)"
-        )
-    description = yaml.safe_load(description_file.read_text())
+    description = _read_description(folder)
     missing = [name for name in tables if not (folder / f"{name}.csv").is_file()]
     if missing:
         raise PublishedRunError(f"{folder}: the published run lacks {', '.join(f'{m}.csv' for m in missing)}")

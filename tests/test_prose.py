@@ -99,6 +99,27 @@ def test_published_run_text_says_what_the_page_rests_on(tmp_path):
     agreement = results.check_published_run(published, {"t": (published.tables["t"], ["image"])}, {})
     text = prose.published_run_text(published, agreement, counts)
     assert "100 images per model in the cascade, 200 in deletion and insertion." in text
-    assert "in 35 minutes (" in text and "`runs/08_x` under `data/`" in text
+    assert (
+        "in 35 minutes on " in text
+        and " CPU cores, no GPU); its per-image" in text
+        and "`runs/08_x` under `data/`" in text
+    )
     assert "(20 images per model in the cascade, 12 in deletion and insertion)" in text
     assert "1 rows agree (the largest difference 0e+00, within the check's 1e-03)" in text
+
+
+def test_published_run_text_names_each_make_of_a_run_remade_part_by_part():
+    """A run re-made part by part says which parts were made when, at which commit and on what."""
+    cpu = {"cpu": "x", "cpu_count": 2, "gpu": "none", "torch": "2", "python": "3"}
+    gpu = cpu | {"gpu": "NVIDIA H100"}
+    first, second = (
+        {"commit": "aaa", "date": "2026-11-27", "machine": cpu},
+        {"commit": "bbb", "date": "2026-11-28", "machine": gpu},
+    )
+    description = second | {"parts": {"cascade": first, "deletion": first, "score": second}}
+    assert prose._made_text(description) == (
+        "part by part: `cascade`, `deletion` on 2026-11-27 at commit `aaa` (2 CPU cores, no GPU); "
+        "`score` on 2026-11-28 at commit `bbb` (NVIDIA H100)"
+    )
+    once = second | {"parts": {"cascade": second, "score": second}}
+    assert prose._made_text(once) == "on 2026-11-28, at commit `bbb` (NVIDIA H100)"

@@ -7,6 +7,7 @@ import platform
 
 import pandas as pd
 import pytest
+import yaml
 
 from gradcam_core import data, results
 from gradcam_core.tasks.common import TaskRun
@@ -46,7 +47,7 @@ def test_per_image_table_joins_runs_and_says_what_it_holds(tmp_path, capsys):
     read = results.per_image_table({}, tmp_path / "copy.csv", per_image_csv=tmp_path / "per_image.csv")
     pd.testing.assert_frame_equal(read, table)
     assert (tmp_path / "copy.csv").read_bytes() == (tmp_path / "per_image.csv").read_bytes()
-    assert "2 images read from the merged results of a sharded run" in capsys.readouterr().out
+    assert f"2 images read from {tmp_path / 'per_image.csv'}" in capsys.readouterr().out
 
 
 def test_run_times_written_per_task_and_read_back(tmp_path, capsys):
@@ -196,3 +197,48 @@ def test_other_settings_columns_or_images_are_refused(tmp_path):
         results.check_published_run(published, {"scores": (others, KEYS)}, SETTINGS)
     with pytest.raises(results.PublishedRunError, match=r"key columns \['image'\] do not identify"):
         results.check_published_run(published, {"scores": (FULL, ["image"])}, SETTINGS)
+
+
+PARTS = {"scores": ["ig_steps", "images"], "extra": ["seed", "extra_images"]}
+
+
+def test_a_run_remade_part_by_part_carries_the_other_parts_over(tmp_path):
+    """Re-making one part reads the others from the published run (checked to have been made with
+    this run's parameters for them) and keeps their run times and provenance."""
+    earlier = tmp_path / "earlier"
+    _published(earlier, FULL)
+    parameters = SETTINGS | {"images": 6, "extra_images": 200}
+    assert results.carried_parts(earlier, None, PARTS, parameters) == {}
+    carried = results.carried_parts(earlier, ["extra"], PARTS, parameters)
+    assert carried == {"scores": earlier / "scores.csv"}
+    later = tmp_path / "later"
+    results.write_table(FULL, later / "scores.csv")
+    results.write_table(FULL.iloc[:2], later / "extra.csv")
+    results.write_published_run(
+        later, parameters, {"extra m": 9.04}, parts=list(PARTS), carried_from=earlier, carried=list(carried)
+    )
+    remade = results.read_published_run(later, list(PARTS))
+    assert remade.parameters == parameters
+    assert remade.description["seconds"] == {"extra m": 9.0, "scores m": 61.2}
+    assert remade.minutes == pytest.approx(70.2 / 60)
+    first = yaml.safe_load((earlier / results.PUBLISHED_RUN_FILE).read_text())
+    assert remade.description["parts"]["scores"] == {key: first[key] for key in ("commit", "date", "machine")}
+    assert results.part_provenance(remade.description, "extra")["commit"] == remade.description["commit"]
+    assert results.part_provenance(first, "scores")["date"] == first["date"]
+
+
+def test_a_part_is_not_carried_over_from_other_parameters_or_a_missing_file(tmp_path):
+    _published(tmp_path, FULL)
+    parameters = SETTINGS | {"images": 6, "extra_images": 200}
+    with pytest.raises(
+        results.PublishedRunError, match=r"part 'scores' was made with ig_steps=4, this run has"
+    ):
+        results.carried_parts(tmp_path, ["extra"], PARTS, parameters | {"ig_steps": 8})
+    with pytest.raises(
+        results.PublishedRunError, match=r"extra.csv: the published run lacks the part 'extra'"
+    ):
+        results.carried_parts(tmp_path, ["scores"], PARTS, parameters)
+    with pytest.raises(results.PublishedRunError, match=r"must name some of the parts scores, extra"):
+        results.carried_parts(tmp_path, ["nope"], PARTS, parameters)
+    with pytest.raises(results.PublishedRunError, match=r"remake_parts needs published_run"):
+        results.carried_parts(None, ["extra"], PARTS, parameters)
