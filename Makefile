@@ -43,11 +43,12 @@ FULL_RUN_08 := -p sanity_images 100 -p deletion_images 200 -p deletion_score_cam
 #: re-make only these parts of the published run, carrying the others over (comma-separated),
 #: e.g. `make full-runs PARTS_08=deletion_score_cam`; empty: the whole run
 PARTS_08 :=
+REMAKE_08 = -y "published_run: ../data/runs/08_beyond_the_paper" -y "remake_parts: [$(PARTS_08)]"
 
 full-runs: data  ## re-make the published full-count runs that pages show (data/runs/), then re-execute those pages
 	rm -rf data/runs/08_beyond_the_paper.new
 	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb /dev/null $(FULL_RUN_08) \
-	  $(if $(PARTS_08),-y "{published_run: ../data/runs/08_beyond_the_paper, remake_parts: [$(PARTS_08)]}",-y "published_run: null") \
+	  $(if $(PARTS_08),$(REMAKE_08),-y "published_run: null") \
 	  -p output_dir ../data/runs/08_beyond_the_paper.new
 	rm -rf data/runs/08_beyond_the_paper && mv data/runs/08_beyond_the_paper.new data/runs/08_beyond_the_paper
 	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb notebooks/08_beyond_the_paper.ipynb
