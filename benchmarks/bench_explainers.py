@@ -282,7 +282,7 @@ def main(argv=None) -> int:
     parser.add_argument("--task1-images", type=int, default=256)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS))
-    parser.add_argument("--box-workers", type=int, default=0, help="Task 1: threads extracting boxes")
+    parser.add_argument("--box-workers", type=int, default=0, help="Task 1: processes extracting boxes")
     parser.add_argument("--task1-only", action="store_true", help="only the end-to-end Task 1 throughput")
     parser.add_argument(
         "--precision-check", action="store_true", help="only Grad-CAM in bf16/fp16 against fp32 (maps)"
@@ -322,7 +322,7 @@ def main(argv=None) -> int:
         )
     result = bench_task1(args)
     images, plain, task1 = result["images"], result["plain"], result["task1"]
-    setup = f"batch {args.batch}, {args.num_workers} loader workers, {args.box_workers} box threads"
+    setup = f"batch {args.batch}, {args.num_workers} loader workers, {args.box_workers} box processes"
     print(
         f"\nTask 1 end to end, {images} embedded images, {setup}, {args.precision}: "
         f"plain inference {plain:.2f} s "

@@ -438,6 +438,19 @@ def read_ilsvrc_boxes(boxes_dir: Path | None = None) -> tuple[dict, dict, dict]:
     return labels, sizes, {k: np.stack(v) for k, v in boxes.items()}
 
 
+def write_full_size_val(records, folder: str | Path, quality: int = 95) -> Path:
+    """Official-layout val JPEGs made from ``records`` (embedded images) at their original sizes
+    (``image_sizes.txt``): the input that the official val set's decoding costs (about 500 x 375
+    pixels per image), for benchmarks and tests; the pixels are the embedded 227 x 227 copies
+    rescaled, not the originals. Returns ``folder``, which :func:`load_ilsvrc_val` reads."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _, sizes, _ = read_ilsvrc_boxes()
+    for record in records:
+        load_rgb(record.path).resize(sizes[record.name]).save(folder / record.name, quality=quality)
+    return folder
+
+
 def load_ilsvrc_val(
     image_dir: str | Path | None = None, boxes_dir: str | Path | None = None, n_images: int | None = None
 ) -> list[ImageRecord]:

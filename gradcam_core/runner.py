@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     run.add_argument("--batch-size", type=cli.positive_int, default=64)
     run.add_argument("--num-workers", type=cli.non_negative_int, default=0)
     run.add_argument(
-        "--box-workers", type=cli.non_negative_int, default=0, help="localisation: threads extracting boxes"
+        "--box-workers", type=cli.non_negative_int, default=0, help="localisation: processes extracting boxes"
     )
     run.add_argument("--device", default="auto")
     run.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")

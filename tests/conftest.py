@@ -56,11 +56,7 @@ def embedded_model(request, squeezenet, mobilenet):
 @pytest.fixture(scope="session")
 def full_size_val_folder(tmp_path_factory, ilsvrc_records):
     """Official-layout val folder: four embedded images rescaled back to their original sizes."""
-    folder = tmp_path_factory.mktemp("val")
-    _, sizes, _ = data.read_ilsvrc_boxes()
-    for record in ilsvrc_records[:4]:
-        data.load_rgb(record.path).resize(sizes[record.name]).save(folder / record.name, quality=95)
-    return folder
+    return data.write_full_size_val(ilsvrc_records[:4], tmp_path_factory.mktemp("val"))
 
 
 @pytest.fixture(scope="session")

@@ -45,3 +45,86 @@ def test_survey_benchmark_short_mode_loses_nothing():
     for phase in ("load", "kill"):
         raters, acknowledged, stored, lost, changed, duplicated = map(int, rows[phase][3:9])
         assert (raters, acknowledged, stored, lost, changed, duplicated) == (4, 24, 24, 0, 0, 0), rows[phase]
+
+
+def test_task1_scale_benchmark_short_mode_runs():
+    out = run("benchmarks/bench_task1.py", "--short", "--num-workers", "1", "--box-workers", "1")
+    for row in ("decode: loader, 1 workers", "decode: decode_jpeg on cpu", "Task 1, 1 box worker processes"):
+        assert f"| {row}" in out, row
+    assert "8 full-size JPEGs" in out
+
+
+def test_notebook_comparison_lists_numbers_beyond_the_tolerance_and_changed_words(tmp_path):
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from compare_notebooks import agree, compare_notebook, last_digit, sanitisers
+
+    assert last_digit("0.35") == 0.01 and last_digit("48") == 1 and last_digit("1,300") == 1
+    assert last_digit("1.2e-04") == 1e-05
+    assert agree("0.35", "0.37", rtol=0.0) and not agree("0.35", "0.38", rtol=0.0)  # 2 units of 0.01
+    assert agree("100", "101.9", rtol=0.02) and not agree("100", "102.1", rtol=0.02)
+    cell = {
+        "cell_type": "code",
+        "metadata": {"tags": []},
+        "outputs": [
+            {"output_type": "stream", "text": ["Grad-CAM error 48.1 % (n = 1,300)\n", " 50%|#####| 1/2\n"]},
+            {"output_type": "display_data", "data": {"text/html": ["<td>reproduced</td><td>0.35</td>"]}},
+        ],
+    }
+    ignored = cell | {
+        "metadata": {"tags": ["nbval-ignore-output"]},
+        "outputs": [{"output_type": "stream", "text": "9 s"}],
+    }
+    committed = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "x"}, cell, ignored]}
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "n.ipynb").write_text(json.dumps(committed))
+    rules = sanitisers()
+    assert compare_notebook(folder / "n.ipynb", folder / "n.ipynb", 0.02, rules) == (3, [])
+
+    def variant(text, html):
+        changed = json.loads(json.dumps(committed))
+        changed["cells"][1]["outputs"][0]["text"][0] = text
+        changed["cells"][1]["outputs"][1]["data"]["text/html"] = [html]
+        changed["cells"][2]["outputs"][0]["text"] = "12 s"  # ignored, like nbval
+        path = tmp_path / f"v{len(list(tmp_path.iterdir()))}.ipynb"
+        path.write_text(json.dumps(changed))
+        return compare_notebook(folder / "n.ipynb", path, 0.02, rules)
+
+    compared, differences = variant("Grad-CAM error 49.3 % (n = 1,300)\n", "<td>reproduced</td><td>0.36</td>")
+    assert compared == 3 and [(d.cell, d.kind, d.committed, d.other) for d in differences] == [
+        (1, "number", "48.1", "49.3")
+    ]
+    assert differences[0].context == "Grad-CAM error"
+    compared, differences = variant(
+        "Grad-CAM error 48.1 % (n = 1,300)\n", "<td>not reproduced</td><td>0.35</td>"
+    )
+    assert [(d.kind, d.committed, d.other) for d in differences] == [
+        ("text", ") PROGRESS reproduced", ") PROGRESS not reproduced")  # the progress bar sanitised
+    ]
+
+
+def test_gpu_data_parts_hold_the_cache_in_parts_that_unpack_to_data_cache(tmp_path):
+    import tarfile
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_prepare import data_parts
+
+    cache = tmp_path / "cache"
+    for name, size in [("a/1.bin", 600), ("a/2.bin", 600), ("b/3.bin", 300), ("c.bin", 900)]:
+        (cache / name).parent.mkdir(parents=True, exist_ok=True)
+        (cache / name).write_bytes(bytes(size))
+    data_parts(tmp_path / "parts", cache, part_bytes=1000)
+    members = {}
+    for part in sorted((tmp_path / "parts").glob("data-*.tar")):
+        with tarfile.open(part) as tar:
+            sizes = {m.name: m.size for m in tar.getmembers()}
+        assert sum(sizes.values()) <= 1000 or len(sizes) == 1
+        members |= sizes
+    assert members == {
+        "data/cache/a/1.bin": 600,
+        "data/cache/a/2.bin": 600,
+        "data/cache/b/3.bin": 300,
+        "data/cache/c.bin": 900,
+    }

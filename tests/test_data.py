@@ -204,9 +204,12 @@ def test_embedded_ilsvrc_records_labels_and_boxes(ilsvrc_records):
 
 def test_full_size_val_folder_layout_gets_boxes_in_its_own_pixels(tmp_path, ilsvrc_records):
     labels, sizes, boxes = data.read_ilsvrc_boxes()
-    for record in ilsvrc_records[:3]:  # rebuild "official" full-size files from the embedded ones
-        data.load_rgb(record.path).resize(sizes[record.name]).save(tmp_path / record.name)
-    records = data.load_ilsvrc_val(image_dir=tmp_path)
+    # "official" full-size files rebuilt from the embedded ones
+    assert data.write_full_size_val(ilsvrc_records[:3], tmp_path / "val") == tmp_path / "val"
+    assert {data.load_rgb(p).size for p in (tmp_path / "val").iterdir()} == {
+        sizes[r.name] for r in ilsvrc_records[:3]
+    }
+    records = data.load_ilsvrc_val(image_dir=tmp_path / "val")
     assert [r.name for r in records] == sorted(r.name for r in ilsvrc_records[:3])
     for r in records:
         assert r.size == sizes[r.name] and r.label == labels[r.name]

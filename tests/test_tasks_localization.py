@@ -183,7 +183,7 @@ def test_mixed_precision_maps_stay_within_tolerance_of_fp32(squeezenet, ilsvrc_r
         localization.run_localization(squeezenet, records[:1], precision="int8", progress=False)
 
 
-def test_threaded_box_extraction_gives_the_same_rows(squeezenet, ilsvrc_records):
+def test_box_extraction_in_worker_processes_gives_the_same_rows(squeezenet, ilsvrc_records):
     records = ilsvrc_records[:8]
     options = {
         "thresholds": (0.15, 0.5),
@@ -192,5 +192,27 @@ def test_threaded_box_extraction_gives_the_same_rows(squeezenet, ilsvrc_records)
         "methods": ("grad-cam", "cam", "full-image"),
     }
     inline = localization.run_localization(squeezenet, records, **options).table
-    threaded = localization.run_localization(squeezenet, records, box_workers=3, **options).table
-    pd.testing.assert_frame_equal(inline, threaded)
+    pooled = localization.run_localization(squeezenet, records, box_workers=2, **options).table
+    pd.testing.assert_frame_equal(inline, pooled)
+    assert len(inline) == len(records) * (2 * 2 + 1)  # two methods at two thresholds, one baseline
+
+
+def test_box_workers_ship_float64_maps_and_grabcut_images(squeezenet, ilsvrc_records):
+    """Grad-CAM++ (float64 maps) and grab-cut boxes (the image loaded in the worker) come out of
+    the worker processes as from the model's process, with more images than the pending bound."""
+    records = ilsvrc_records[:10]
+    options = {
+        "thresholds": (0.15,),
+        "batch_size": 1,
+        "progress": False,
+        "methods": ("grad-cam", "grad-cam++", "backprop"),
+        "image_space_images": 2,
+        "image_space_topk": 1,
+        "grabcut_images": 1,
+    }
+    inline = localization.run_localization(squeezenet, records, **options).table
+    pooled = localization.run_localization(squeezenet, records, box_workers=1, **options).table
+    pd.testing.assert_frame_equal(inline, pooled)
+    assert (inline["boxing"] == "grab-cut").sum() == 1 and (inline["method"] == "backprop").sum() == 3
+    with pytest.raises(ValueError, match="box_workers must be >= 0, got -1"):
+        localization.run_localization(squeezenet, records[:1], box_workers=-1, progress=False)

@@ -4,10 +4,13 @@ ground-truth box with IoU >= 0.5."""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -87,6 +90,87 @@ def _grabcut_hits(image: np.ndarray, heat: np.ndarray, predicted, label: int, gt
     return metrics.localization_hits(predicted[: len(heat)], boxes, label, gt_boxes)
 
 
+def _image_hits(maps: dict, record: data.ImageRecord, predicted, thresholds, grabcut_methods) -> dict:
+    """Every box of one image (paper Sec. 4.1) from its maps as the model made them
+    (``{method: (k, h, w) array}``, at the model's resolution: small to ship to a worker
+    process): each map resized to the image, thresholded at each of ``thresholds`` and boxed, and
+    for ``grabcut_methods`` also boxed by grab-cut on the image (loaded here). Returns
+    ``{(method, boxing): hits}`` in the order of ``maps``."""
+    image = np.asarray(data.load_rgb(record.path)) if grabcut_methods else None
+    hits = {}
+    for method, raw in maps.items():
+        heat = resize_to_image(torch.from_numpy(raw), record.size)
+        hits[method, "threshold"] = _hits(heat, predicted, record.label, record.boxes, thresholds)
+        if method in grabcut_methods:
+            hits[method, "grab-cut"] = _grabcut_hits(image, heat, predicted, record.label, record.boxes)
+    return hits
+
+
+def _box_worker_setup() -> None:
+    """A box worker process computes on one core (the model's process has the others)."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _shippable(maps: torch.Tensor) -> np.ndarray:
+    """Maps as a CPU numpy array for a box worker: float32, or float64 where the method made
+    float64 (Grad-CAM++'s raw scale, :func:`~gradcam_core.maps.resize_to_image`)."""
+    maps = maps.detach()
+    return (maps if maps.dtype == torch.float64 else maps.float()).cpu().numpy()
+
+
+def _worker_context():
+    """Worker processes forked from a fork server that has imported this module once (started
+    on first use, kept for the session: a later run's workers start in milliseconds, and none is
+    forked from a process whose torch threads are running); spawned where there is no fork
+    server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+class _Done:
+    """A result computed at once, read like a future's."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+class BoxExtraction:
+    """Task 1's boxes off the model's critical path (paper Sec. 4.1): with ``workers`` >= 1,
+    :func:`_image_hits` runs in that many worker processes (:func:`_worker_context`, one core
+    each; opencv's
+    connected components in a thread of the model's process would hold the GIL for its numpy
+    half), to which each image's maps travel at the model's resolution (e.g. 5 x 13 x 13
+    floats) rather than at image size; the model's process goes on to the next batch while they
+    work. With 0 they run in the calling process as each image comes. :meth:`submit` returns
+    something with ``result()``, in either case."""
+
+    def __init__(self, workers: int = 0):
+        if workers < 0:
+            raise ValueError(f"box_workers must be >= 0, got {workers!r}")
+        self.pool = None
+        if workers:
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=_worker_context(), initializer=_box_worker_setup
+            )
+
+    def submit(self, *work):
+        return self.pool.submit(_image_hits, *work) if self.pool else _Done(_image_hits(*work))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool:
+            self.pool.shutdown(cancel_futures=exc[0] is not None)
+
+
 def _row(base: dict, method: str, boxing: str, threshold: float, hits, topk: int) -> dict:
     """One result row; top-k localisation is undefined (NaN) when fewer than ``topk`` classes
     were boxed."""
@@ -104,6 +188,36 @@ def _first(batch: int, limit: int | None, seen: int) -> int:
     """How many images of a batch fall within the first ``limit`` images of the run (all of
     them without a limit), ``seen`` images having gone before."""
     return batch if limit is None else max(0, min(batch, limit - seen))
+
+
+#: Batches whose boxes may still be in the works while the model goes on.
+_PENDING_BATCHES = 4
+
+
+def _image_rows(record, predicted, hits, methods, thresholds, topk: int, centre_box_side) -> list[dict]:
+    """One image's result rows: each method's boxes (``hits``, a future of
+    :func:`_image_hits`), then the trivial baselines of ``methods``."""
+    base = {
+        "image": record.name,
+        "label": record.label,
+        "top5": " ".join(map(str, predicted)),
+        "cls_top1": bool(predicted[0] == record.label),
+        "cls_topk": bool(record.label in predicted),
+    }
+    rows = []
+    for (method, boxing), hit in hits.result().items():
+        if boxing == "threshold":
+            rows.extend(_row(base, method, boxing, t, h, topk) for t, h in zip(thresholds, hit))
+        else:
+            rows.append(_row(base, method, boxing, np.nan, hit, topk))
+    for method, box in (
+        ("full-image", np.array([0, 0, *record.size], np.float32)),
+        ("centre-box", centre_box(record.size, centre_box_side)),
+    ):
+        if method in methods:
+            hit = metrics.localization_hits(predicted, [box] * topk, record.label, record.boxes)
+            rows.append(_row(base, method, "fixed", np.nan, hit, topk))
+    return rows
 
 
 def run_localization(
@@ -136,8 +250,9 @@ def run_localization(
     ``grabcut_methods`` (:data:`GRABCUT_METHODS`) are also boxed the paper's way for its
     Backprop and c-MWP rows: grab-cut seeded from the map
     (:func:`gradcam_core.metrics.grabcut_box`, rows with ``boxing`` = "grab-cut"; about 0.3 s
-    per box on a CPU core). ``box_workers`` > 1 extracts boxes in that many threads (on a GPU the boxes,
-    on the CPU, are the bottleneck); rows come out in the same order either way. ``loading``:
+    per box on a CPU core). ``box_workers`` >= 1 extracts the boxes in that many worker processes
+    while the model goes on (:class:`BoxExtraction`; on a GPU the boxes, on the CPU, were the
+    bottleneck); rows come out the same and in the same order either way. ``loading``:
     how images are loaded (:class:`~gradcam_core.tasks.common.ImageBatches`: ``batch_size``,
     ``num_workers``, ``progress``).
     """
@@ -154,69 +269,37 @@ def run_localization(
     successors = {
         name: create(name, model) for name in SUCCESSOR_METHODS if name in methods and name not in image_space
     }
-    pool = ThreadPoolExecutor(box_workers) if box_workers > 1 else None  # opencv releases the GIL
     rows = []
     batches = ImageBatches(model, records, f"Task 1 {model.name}", **loading)
+    pending = deque()  # per image in order: (record, predicted classes, its boxes' hits to come)
     seen = 0
-    for images, indices in batches:
-        with autocast(images.device, precision):
-            forward = gradcam.forward(images)
-            classes = forward.logits.detach().topk(topk, dim=1).indices
-            per_method = {"grad-cam": gradcam.maps(forward, classes)} if "grad-cam" in methods else {}
-            if cam is not None:
-                per_method["cam"] = cam.maps(forward, classes)
-            for name, successor in successors.items():  # the same forward pass
-                per_method[name] = successor.maps(forward, classes)
-        limit = _first(len(indices), image_space_images, seen)
-        if limit:  # maps for the first `limit` images of the batch only
-            for name, explainer in image_space.items():
-                per_method[name] = explainer.attribute(images[:limit], classes[:limit, :image_space_topk])
-        grabcut_limit = min(limit, _first(len(indices), grabcut_images, seen))
-        classes = classes.cpu().numpy()
-        hits_by_image = []  # per image: {(method, boxing): hits}, boxes from a thread pool if asked
-        for row_in_batch, index in enumerate(indices):
-            record = records[index]
-            jobs = {}
-            grabcut = row_in_batch < grabcut_limit and bool(grabcut_methods)
-            image = np.asarray(data.load_rgb(record.path)) if grabcut else None
-            for method, maps in per_method.items():
-                if row_in_batch < len(maps):
-                    heat = resize_to_image(maps[row_in_batch], record.size)
-                    predicted = classes[row_in_batch]
-                    work = (heat, predicted, record.label, record.boxes, thresholds)
-                    jobs[method, "threshold"] = pool.submit(_hits, *work) if pool else _hits(*work)
-                    if image is not None and method in grabcut_methods:
-                        work = (image, heat, predicted, record.label, record.boxes)
-                        jobs[method, "grab-cut"] = (
-                            pool.submit(_grabcut_hits, *work) if pool else _grabcut_hits(*work)
-                        )
-            hits_by_image.append(jobs)
-        for row_in_batch, index in enumerate(indices):
-            record = records[index]
-            predicted = classes[row_in_batch]
-            base = {
-                "image": record.name,
-                "label": record.label,
-                "top5": " ".join(map(str, predicted)),
-                "cls_top1": bool(predicted[0] == record.label),
-                "cls_topk": bool(record.label in predicted),
-            }
-            for (method, boxing), job in hits_by_image[row_in_batch].items():
-                hits = job.result() if pool else job
-                if boxing == "threshold":
-                    rows.extend(_row(base, method, boxing, t, hit, topk) for t, hit in zip(thresholds, hits))
-                else:
-                    rows.append(_row(base, method, boxing, np.nan, hits, topk))
-            for method, box in (
-                ("full-image", np.array([0, 0, *record.size], np.float32)),
-                ("centre-box", centre_box(record.size, centre_box_side)),
-            ):
-                if method in methods:
-                    hits = metrics.localization_hits(predicted, [box] * topk, record.label, record.boxes)
-                    rows.append(_row(base, method, "fixed", np.nan, hits, topk))
-        seen += len(indices)
-    if pool:
-        pool.shutdown()
+    with BoxExtraction(box_workers) as boxes:
+        for images, indices in batches:
+            with autocast(images.device, precision):
+                forward = gradcam.forward(images)
+                classes = forward.logits.detach().topk(topk, dim=1).indices
+                per_method = {"grad-cam": gradcam.maps(forward, classes)} if "grad-cam" in methods else {}
+                if cam is not None:
+                    per_method["cam"] = cam.maps(forward, classes)
+                for name, successor in successors.items():  # the same forward pass
+                    per_method[name] = successor.maps(forward, classes)
+            limit = _first(len(indices), image_space_images, seen)
+            if limit:  # maps for the first `limit` images of the batch only
+                for name, explainer in image_space.items():
+                    per_method[name] = explainer.attribute(images[:limit], classes[:limit, :image_space_topk])
+            grabcut_limit = min(limit, _first(len(indices), grabcut_images, seen))
+            classes = classes.cpu().numpy()
+            per_method = {name: _shippable(maps) for name, maps in per_method.items()}
+            for row_in_batch, index in enumerate(indices):
+                maps = {name: m[row_in_batch] for name, m in per_method.items() if row_in_batch < len(m)}
+                grabcut = [name for name in grabcut_methods if name in maps and row_in_batch < grabcut_limit]
+                work = (maps, records[index], classes[row_in_batch], thresholds, grabcut)
+                pending.append((records[index], classes[row_in_batch], boxes.submit(*work)))
+            seen += len(indices)
+            while len(pending) > _PENDING_BATCHES * len(indices):  # bounded: rows in order as they finish
+                rows.extend(_image_rows(*pending.popleft(), methods, thresholds, topk, centre_box_side))
+        while pending:
+            rows.extend(_image_rows(*pending.popleft(), methods, thresholds, topk, centre_box_side))
     return LocalizationRun(with_model_column(rows, model), batches.skipped, time.perf_counter() - start)
 
 
