@@ -184,6 +184,8 @@ def sweep_sample_text(check: pd.DataFrame, threshold: float) -> str:
     """Where Task 1's threshold sweep ran, from :func:`gradcam_core.tables.sweep_sample_check`:
     on every image, or on a sample, and then whether the sample's error at the headline
     ``threshold`` lies within each method's interval on all images."""
+    if check.empty:
+        return "No method was boxed at a threshold, so there is no sweep."
     sample, everything = int(check["sample images"].max()), int(check["all images"].max())
     if sample == everything:
         return (
@@ -191,11 +193,12 @@ def sweep_sample_text(check: pd.DataFrame, threshold: float) -> str:
         )
     outside = check[~check["within"]]
     verdict = (
-        f"on them, every method's top-1 localisation error at {threshold:.0%} lies within its 95 % "
-        f"interval on all {everything:,} images, so the sample stands for them"
+        f"every method's top-1 localisation error at {threshold:.0%} on all {everything:,} images lies "
+        f"within the 95 % interval of its error on the sample, so the sample stands for them"
         if outside.empty
-        else f"on them, the error at {threshold:.0%} of {len(outside)} of the {len(check)} rows lies outside "
-        f"its 95 % interval on all images ({', '.join(outside['model'] + ' ' + outside['method'])}): "
+        else f"for {len(outside)} of the {len(check)} rows the error at {threshold:.0%} on all images lies "
+        f"outside the 95 % interval of the sample's ({', '.join(outside['model'] + ' ' + outside['method'])})"
+        f": "
         f"read the sweep and the tuned thresholds of those rows with care"
     )
     return (

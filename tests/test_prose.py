@@ -137,10 +137,13 @@ def test_sweep_sample_text_says_where_the_sweep_ran_and_whether_the_sample_stand
     )
     text = prose.sweep_sample_text(check, 0.15)
     assert text.startswith("The sweep and the threshold tuning ran on the first 500 images of each model")
-    assert "the 15% rows and the headline use all 50,000; on them, every method's" in text
+    assert "the 15% rows and the headline use all 50,000; every method's" in text
     assert "so the sample stands for them" in text
     text = prose.sweep_sample_text(check.assign(within=[True, False]), 0.15)
-    assert "of 1 of the 2 rows lies outside its 95 % interval on all images (m cam)" in text
+    assert (
+        "for 1 of the 2 rows the error at 15% on all images lies outside the 95 % interval of the "
+        "sample's (m cam)" in text
+    )
     everything = check.assign(**{"sample images": 1300, "all images": 1300})
     assert prose.sweep_sample_text(everything, 0.15) == (
         "The sweep and the threshold tuning ran on every image of this run (1,300 per model)."

@@ -239,3 +239,5 @@ def test_a_sweep_on_the_first_images_boxes_the_rest_at_the_headline_threshold(sq
     assert tables.sweep_sample(sampled)["image"].nunique() == 3
     with pytest.raises(ValueError, match=r"headline_threshold 0.15 must be one of thresholds \[0.3\]"):
         localization.run_localization(squeezenet, records, sweep_images=1, thresholds=(0.3,), progress=False)
+    with pytest.raises(ValueError, match="sweep_images must be a positive number of images or None, got 0"):
+        localization.run_localization(squeezenet, records, sweep_images=0, progress=False)

@@ -269,6 +269,8 @@ def run_localization(
     if not_mapped:
         raise ValueError(f"grab-cut boxes need a map method; got {sorted(not_mapped)}; known: {MAP_METHODS}")
     thresholds = tuple(thresholds)
+    if sweep_images is not None and (isinstance(sweep_images, bool) or not int(sweep_images) >= 1):
+        raise ValueError(f"sweep_images must be a positive number of images or None, got {sweep_images!r}")
     if sweep_images is not None and headline_threshold not in thresholds:
         raise ValueError(
             f"headline_threshold {headline_threshold} must be one of thresholds {list(thresholds)}"
