@@ -50,6 +50,7 @@ full-runs: data  ## re-make the published full-count runs that pages show (data/
 	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb /dev/null $(FULL_RUN_08) \
 	  $(if $(PARTS_08),$(REMAKE_08),-y "published_run: null") \
 	  -p output_dir ../data/runs/08_beyond_the_paper.new
+	$(PY) -c "from gradcam_core import results; results.prune_published_run('data/runs/08_beyond_the_paper.new')"
 	rm -rf data/runs/08_beyond_the_paper && mv data/runs/08_beyond_the_paper.new data/runs/08_beyond_the_paper
 	$(VENV)/bin/papermill --cwd notebooks notebooks/08_beyond_the_paper.ipynb notebooks/08_beyond_the_paper.ipynb
 

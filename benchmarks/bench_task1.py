@@ -13,7 +13,8 @@ what the official val set's does. Decoding is timed three ways: the loader (PIL 
 model's transform) with 0 and with ``--num-workers`` worker processes, and
 ``torchvision.io.decode_jpeg`` on the device, batched, with the same resize and crop there.
 Task 1 is the top-5 Grad-CAM (and CAM) maps, a box per map at the paper's 15 % and the ILSVRC
-rule; plain inference is the model's forward pass and top 5. Each timing is the second of two
+rule (no image-space baselines, no grab-cut, no sweep: the headline's work only); plain
+inference is the model's forward pass and top 5. Each timing is the second of two
 runs (the first warms caches, the loader's workers and the box workers' fork server); ratios
 compare timings of this run only. Targets (issue 16): Task 1 at most 1.1x plain inference on the
 CPU and 1.5x on a GPU; VGG-16 on 50,000 full-size images under 2 minutes on one H100.

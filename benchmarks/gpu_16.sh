@@ -14,7 +14,7 @@ OUT=${OUT:-results/gpu16}
 mkdir -p "$OUT/notebooks"
 for wheels in .whl/part-*; do  # packages missing on the GPU image, into /tmp/site (kept while warm)
   [ -d "$wheels" ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --target /tmp/site "$wheels"/*.whl
+    --upgrade --target /tmp/site "$wheels"/*.whl
 done
 for part in .gpu/data-*.tar; do [ -f "$part" ] && tar -xf "$part"; done  # into data/cache
 [ "${1:-}" = unpack ] && exit 0

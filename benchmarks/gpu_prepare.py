@@ -10,7 +10,7 @@ less what the GPU image already holds (:data:`ON_THE_GPU_IMAGE`, its package lis
 most :data:`PART_BYTES`. ``data``: the embedded data in ``data/cache`` (fetched with
 ``make data``) and the stand-ins' checkpoints trained here (so that the GPU run compares
 inference, not training), as tar files of at most :data:`PART_BYTES`. Both folders are ignored
-by git (``.git/info/exclude``); each call of the device tool carries one part (``carry``), the
+by git (``.gitignore``); each call of the device tool carries one part (``carry``), the
 machine keeps what earlier calls unpacked while it stays warm, and the last call runs
 ``bash benchmarks/gpu_16.sh``. Prints the parts and their sizes.
 """
@@ -124,6 +124,8 @@ def data_parts(
     folder: Path = ROOT / ".gpu", cache: Path = ROOT / "data" / "cache", part_bytes=PART_BYTES
 ) -> None:
     folder.mkdir(exist_ok=True)
+    for stale in folder.glob("data-*.tar"):  # an earlier split's parts
+        stale.unlink()
     files = sorted(p for p in cache.rglob("*") if p.is_file())
     parts: list[list[Path]] = [[]]
     for file in files:

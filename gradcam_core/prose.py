@@ -180,6 +180,34 @@ def _made_text(description: dict) -> str:
     )
 
 
+def sweep_sample_text(check: pd.DataFrame, threshold: float) -> str:
+    """Where Task 1's threshold sweep ran, from :func:`gradcam_core.tables.sweep_sample_check`:
+    on every image, or on a sample, and then whether the sample's error at the headline
+    ``threshold`` lies within each method's interval on all images."""
+    if check.empty:
+        return "No method was boxed at a threshold, so there is no sweep."
+    sample, everything = int(check["sample images"].max()), int(check["all images"].max())
+    if sample == everything:
+        return (
+            f"The sweep and the threshold tuning ran on every image of this run ({everything:,} per model)."
+        )
+    outside = check[~check["within"]]
+    verdict = (
+        f"every method's top-1 localisation error at {threshold:.0%} on all {everything:,} images lies "
+        f"within the 95 % interval of its error on the sample, so the sample stands for them"
+        if outside.empty
+        else f"for {len(outside)} of the {len(check)} rows the error at {threshold:.0%} on all images lies "
+        f"outside the 95 % interval of the sample's ({', '.join(outside['model'] + ' ' + outside['method'])})"
+        f": "
+        f"read the sweep and the tuned thresholds of those rows with care"
+    )
+    return (
+        f"The sweep and the threshold tuning ran on the first {sample:,} images of each model "
+        f"(`sweep_images`); the {threshold:.0%} rows and the headline use all {everything:,}; {verdict} "
+        f"(table below)."
+    )
+
+
 def published_run_text(published, agreement: pd.DataFrame | None, counts: dict) -> str:
     """What a page's tables rest on: its own run (``published`` None; ``counts`` its image
     counts), or a published full-count run (a :class:`gradcam_core.results.PublishedRun`) and

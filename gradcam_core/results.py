@@ -357,10 +357,29 @@ def write_published_run(
         "seconds": {part: round(float(value), 1) for part, value in seconds.items()},
         **this_run,
     }
-    if carried:
+    if made:
         description["parts"] = made
     plain = json.loads(json.dumps(description, default=str))  # version strings, numpy numbers as plain values
     return write_text(yaml.safe_dump(plain, sort_keys=False), Path(output_dir) / PUBLISHED_RUN_FILE)
+
+
+def prune_published_run(folder: str | Path) -> list[str]:
+    """Leave in ``folder`` only what a published run consists of: its description and the
+    per-image file of each of its parts (``<part>.csv``, the parts that
+    :func:`write_published_run` names); the other files the page wrote beside them (summaries,
+    figures' tables, run times) are removed. Returns the names removed."""
+    folder = Path(folder)
+    description = _read_description(folder)
+    if "parts" not in description:
+        raise PublishedRunError(f"{folder / PUBLISHED_RUN_FILE}: names no parts; nothing can be told apart")
+    keep = {PUBLISHED_RUN_FILE} | {f"{part}.csv" for part in description["parts"]}
+    removed = sorted(path.name for path in folder.iterdir() if path.name not in keep)
+    for name in removed:
+        target = folder / name
+        if target.is_dir():
+            raise PublishedRunError(f"{target}: a folder in a published run; remove it by hand")
+        target.unlink()
+    return removed
 
 
 def read_published_run(folder: str | Path, tables: list[str]) -> PublishedRun:

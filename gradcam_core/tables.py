@@ -144,6 +144,49 @@ def first_images(table: pd.DataFrame, count: int) -> set:
     return set(pd.unique(table["image"])[:count])
 
 
+def sweep_sample(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the images on which the threshold sweep ran (per model: those whose maps were
+    boxed at every threshold of the run; all images unless the run limited its sweep,
+    ``sweep_images`` of :func:`gradcam_core.tasks.localization.run_localization`)."""
+    swept = table[table["boxing"] == "threshold"]
+    if swept.empty:
+        return table
+    counts = swept.groupby(["model", "image"], sort=False)["threshold"].nunique()
+    full = swept.groupby("model", sort=False)["threshold"].nunique()
+    keep = counts[counts.to_numpy() == full.reindex(counts.index.get_level_values("model")).to_numpy()]
+    index = pd.MultiIndex.from_frame(table[["model", "image"]])
+    unswept = ~table["model"].isin(full.index)  # a model without thresholded maps keeps its rows
+    return table[index.isin(keep.index) | unswept.to_numpy()]
+
+
+def sweep_sample_check(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Whether the sweep's sample (:func:`sweep_sample`) stands for all images: per model and
+    thresholded method, the top-1 localisation error in % at the headline ``threshold`` on the
+    sample with its 95 % Wilson interval and on every image, and whether the error on every
+    image lies within the sample's interval (``within``: the sample's numbers are as good as
+    their interval says)."""
+    at_headline = table[(table["boxing"] == "threshold") & np.isclose(table["threshold"], threshold)]
+    sample = sweep_sample(table)
+    sample = sample[(sample["boxing"] == "threshold") & np.isclose(sample["threshold"], threshold)]
+    rows = []
+    for (model, method), group in at_headline.groupby(["model", "method"], sort=False):
+        swept = sample[(sample["model"] == model) & (sample["method"] == method)]["loc_top1"]
+        error, low, high = error_with_ci(swept)
+        everywhere = 100 * (1 - group["loc_top1"].astype(bool).mean())
+        rows.append(
+            {
+                "model": model,
+                "method": method,
+                "sample images": len(swept),
+                "sample loc top-1 err": _with_interval(error, low, high),
+                "all images": len(group),
+                "all images loc top-1 err": round(everywhere, 2),
+                "within": bool(low <= everywhere <= high),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def tune_thresholds(table: pd.DataFrame, tuning_images: int) -> pd.DataFrame:
     """Per model and map method, the threshold with the lowest top-1 localisation error on the
     tuning split (the first ``tuning_images`` images; ties go to the lower threshold), and
@@ -156,9 +199,11 @@ def tune_thresholds(table: pd.DataFrame, tuning_images: int) -> pd.DataFrame:
 
 
 def tuned_table(table: pd.DataFrame, tuned: pd.DataFrame, tuning_images: int) -> pd.DataFrame:
-    """The per-image rows of the test split (every image after the first ``tuning_images``) with
-    each map method at its tuned threshold (:func:`tune_thresholds`), and the baselines."""
-    test = table[~table["image"].isin(first_images(table, tuning_images))]
+    """The per-image rows of the test split (every image of the sweep's sample,
+    :func:`sweep_sample`, after the first ``tuning_images``) with each map method at its tuned
+    threshold (:func:`tune_thresholds`), and the baselines."""
+    sample = sweep_sample(table)
+    test = sample[~sample["image"].isin(first_images(sample, tuning_images))]
     chosen = test.merge(tuned[["model", "method", "threshold"]], on=["model", "method", "threshold"])
     return pd.concat([chosen, test[test["boxing"] == "fixed"]], ignore_index=True)
 
@@ -285,8 +330,9 @@ def localization_comparisons(
 
 
 def threshold_sweep(table: pd.DataFrame) -> pd.DataFrame:
-    """Localisation error (%) per model, method and map threshold."""
-    swept = table.dropna(subset=["threshold"])
+    """Localisation error (%) per model, method and map threshold, on the sweep's sample
+    (:func:`sweep_sample`: every threshold on the same images)."""
+    swept = sweep_sample(table).dropna(subset=["threshold"])
     out = swept.groupby(["model", "method", "threshold"], sort=False)[["loc_top1", "loc_topk"]].mean()
     names = {"loc_top1": "loc top-1 err", "loc_topk": "loc top-5 err"}
     return (100 * (1 - out)).round(2).rename(columns=names).reset_index()

@@ -92,6 +92,16 @@ def test_notebook_comparison_lists_numbers_beyond_the_tolerance_and_changed_word
         path.write_text(json.dumps(changed))
         return compare_notebook(folder / "n.ipynb", path, 0.02, rules)
 
+    injected = {
+        "cell_type": "code",
+        "metadata": {"tags": ["injected-parameters"]},
+        "outputs": [],
+        "source": "device = 'cuda'",
+    }
+    papermilled = json.loads(json.dumps(committed))
+    papermilled["cells"].insert(1, injected)
+    (tmp_path / "p.ipynb").write_text(json.dumps(papermilled))
+    assert compare_notebook(folder / "n.ipynb", tmp_path / "p.ipynb", 0.02, rules) == (3, [])
     compared, differences = variant("Grad-CAM error 49.3 % (n = 1,300)\n", "<td>reproduced</td><td>0.36</td>")
     assert compared == 3 and [(d.cell, d.kind, d.committed, d.other) for d in differences] == [
         (1, "number", "48.1", "49.3")

@@ -123,3 +123,28 @@ def test_published_run_text_names_each_make_of_a_run_remade_part_by_part():
     )
     once = second | {"parts": {"cascade": second, "score": second}}
     assert prose._made_text(once) == "on 2026-11-28, at commit `bbb` (NVIDIA H100)"
+
+
+def test_sweep_sample_text_says_where_the_sweep_ran_and_whether_the_sample_stands_for_all():
+    check = pd.DataFrame(
+        {
+            "model": ["m", "m"],
+            "method": ["grad-cam", "cam"],
+            "sample images": [500, 500],
+            "all images": [50000, 50000],
+            "within": [True, True],
+        }
+    )
+    text = prose.sweep_sample_text(check, 0.15)
+    assert text.startswith("The sweep and the threshold tuning ran on the first 500 images of each model")
+    assert "the 15% rows and the headline use all 50,000; every method's" in text
+    assert "so the sample stands for them" in text
+    text = prose.sweep_sample_text(check.assign(within=[True, False]), 0.15)
+    assert (
+        "for 1 of the 2 rows the error at 15% on all images lies outside the 95 % interval of the "
+        "sample's (m cam)" in text
+    )
+    everything = check.assign(**{"sample images": 1300, "all images": 1300})
+    assert prose.sweep_sample_text(everything, 0.15) == (
+        "The sweep and the threshold tuning ran on every image of this run (1,300 per model)."
+    )

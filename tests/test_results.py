@@ -242,3 +242,15 @@ def test_a_part_is_not_carried_over_from_other_parameters_or_a_missing_file(tmp_
         results.carried_parts(tmp_path, ["nope"], PARTS, parameters)
     with pytest.raises(results.PublishedRunError, match=r"remake_parts needs published_run"):
         results.carried_parts(None, ["extra"], PARTS, parameters)
+
+
+def test_pruning_a_published_run_leaves_its_description_and_parts(tmp_path):
+    for name in ("scores.csv", "extra.csv", "scores_summary.csv", "run_times.csv"):
+        results.write_table(FULL, tmp_path / name)
+    results.write_published_run(tmp_path, SETTINGS, {"scores m": 1.0}, parts=["scores", "extra"])
+    assert results.prune_published_run(tmp_path) == ["run_times.csv", "scores_summary.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["extra.csv", "published_run.yaml", "scores.csv"]
+    unnamed = tmp_path / "unnamed"
+    _published(unnamed, FULL)  # written without parts: which files are its own cannot be told
+    with pytest.raises(results.PublishedRunError, match="names no parts"):
+        results.prune_published_run(unnamed)

@@ -127,6 +127,37 @@ def test_thresholds_tuned_on_the_first_images_and_reported_on_the_rest():
     assert tables.tune_thresholds(tie, 2)["threshold"].item() == 0.15
 
 
+def _swept_on_a_sample():
+    """The Task 1 table of 4 images with the 0.30 threshold on the first 3 only, as a run with
+    ``sweep_images=3`` makes it (the headline 0.15 on all)."""
+    table = _localization_table()
+    return table[~((table["image"] == "i3") & (table["threshold"] == 0.30))].reset_index(drop=True)
+
+
+def test_the_sweep_and_the_tuning_use_the_sweeps_sample():
+    table = _swept_on_a_sample()
+    assert list(pd.unique(tables.sweep_sample(table)["image"])) == ["i0", "i1", "i2"]
+    assert tables.sweep_sample(_localization_table()).equals(_localization_table())  # swept on all
+    baselines_only = table[table["boxing"] == "fixed"].assign(model="n")  # a model without a sweep
+    assert len(tables.sweep_sample(pd.concat([table, baselines_only]))) == len(tables.sweep_sample(table)) + 4
+    sweep = tables.threshold_sweep(table).set_index("threshold")
+    # on i0-i2: top-1 err 2/3 at 0.15 (not 3/4 as on all four images), 3/3 at 0.30
+    assert sweep.loc[0.15, "loc top-1 err"] == 66.67 and sweep.loc[0.30, "loc top-1 err"] == 100.0
+    rows = tables.tuned_table(table, tables.tune_thresholds(table, 2), 2)
+    assert set(rows["image"]) == {"i2"}  # the sample's images after the tuning ones
+
+
+def test_sweep_sample_check_by_hand():
+    check = tables.sweep_sample_check(_swept_on_a_sample(), 0.15).set_index("method")
+    assert list(check.index) == ["grad-cam"]  # thresholded methods only
+    row = check.loc["grad-cam"]
+    assert (row["sample images"], row["all images"]) == (3, 4)
+    assert row["sample loc top-1 err"] == _wilson_cell(2, 3) and row["all images loc top-1 err"] == 75.0
+    low, high = statistics.proportion_ci(2, 3)
+    assert row["within"] == bool(100 * low <= 75 <= 100 * high)
+    assert row["within"]  # 75 on all four lies within the sample's 67 (21-94)
+
+
 def test_paired_comparison_by_hand():
     table = _localization_table()
     wrong = table.assign(loc_top1=~table["loc_top1"].astype(bool))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gradcam_core import data, methods, metrics
+from gradcam_core import data, methods, metrics, tables
 from gradcam_core.maps import normalize_maps, resize_to_image
 from gradcam_core.methods import GradCAM
 from gradcam_core.tasks import common, localization
@@ -216,3 +216,28 @@ def test_box_workers_ship_float64_maps_and_grabcut_images(squeezenet, ilsvrc_rec
     assert (inline["boxing"] == "grab-cut").sum() == 1 and (inline["method"] == "backprop").sum() == 3
     with pytest.raises(ValueError, match="box_workers must be >= 0, got -1"):
         localization.run_localization(squeezenet, records[:1], box_workers=-1, progress=False)
+
+
+def test_a_sweep_on_the_first_images_boxes_the_rest_at_the_headline_threshold(squeezenet, ilsvrc_records):
+    records = ilsvrc_records[:5]
+    options = {
+        "thresholds": (0.15, 0.3),
+        "batch_size": 2,
+        "progress": False,
+        "methods": ("grad-cam", "centre-box"),
+    }
+    everywhere = localization.run_localization(squeezenet, records, **options).table
+    sampled = localization.run_localization(squeezenet, records, sweep_images=3, **options).table
+    at_30 = sampled[sampled["threshold"] == 0.3]
+    assert list(at_30["image"]) == [r.name for r in records[:3]]
+    pd.testing.assert_frame_equal(  # the same rows, less those at 0.3 after the first 3 images
+        sampled.reset_index(drop=True),
+        everywhere[(everywhere["threshold"] != 0.3) | everywhere["image"].isin(at_30["image"])].reset_index(
+            drop=True
+        ),
+    )
+    assert tables.sweep_sample(sampled)["image"].nunique() == 3
+    with pytest.raises(ValueError, match=r"headline_threshold 0.15 must be one of thresholds \[0.3\]"):
+        localization.run_localization(squeezenet, records, sweep_images=1, thresholds=(0.3,), progress=False)
+    with pytest.raises(ValueError, match="sweep_images must be a positive number of images or None, got 0"):
+        localization.run_localization(squeezenet, records, sweep_images=0, progress=False)

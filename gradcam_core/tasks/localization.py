@@ -194,9 +194,9 @@ def _first(batch: int, limit: int | None, seen: int) -> int:
 _PENDING_BATCHES = 4
 
 
-def _image_rows(record, predicted, hits, methods, thresholds, topk: int, centre_box_side) -> list[dict]:
+def _image_rows(record, predicted, hits, thresholds, methods, topk: int, centre_box_side) -> list[dict]:
     """One image's result rows: each method's boxes (``hits``, a future of
-    :func:`_image_hits`), then the trivial baselines of ``methods``."""
+    :func:`_image_hits`, at ``thresholds``), then the trivial baselines of ``methods``."""
     base = {
         "image": record.name,
         "label": record.label,
@@ -234,6 +234,8 @@ def run_localization(
     centre_box_side=0.5,
     precision="fp32",
     box_workers=0,
+    sweep_images: int | None = None,
+    headline_threshold=PAPER_THRESHOLD,
     **loading,
 ) -> LocalizationRun:
     """Task 1 (paper Sec. 4.1, Table 1): for each image, the top-``topk`` classes, a map per class
@@ -252,7 +254,11 @@ def run_localization(
     (:func:`gradcam_core.metrics.grabcut_box`, rows with ``boxing`` = "grab-cut"; about 0.3 s
     per box on a CPU core). ``box_workers`` >= 1 extracts the boxes in that many worker processes
     while the model goes on (:class:`BoxExtraction`; on a GPU the boxes, on the CPU, were the
-    bottleneck); rows come out the same and in the same order either way. ``loading``:
+    bottleneck); rows come out the same and in the same order either way. ``sweep_images``
+    limits the threshold sweep to the first images of the run: after them, maps are boxed at
+    ``headline_threshold`` only (the paper's 15 %, one of ``thresholds``), which is all the
+    headline needs (a sweep on a sample, checked by
+    :func:`gradcam_core.tables.sweep_sample_check`); None sweeps every image. ``loading``:
     how images are loaded (:class:`~gradcam_core.tasks.common.ImageBatches`: ``batch_size``,
     ``num_workers``, ``progress``).
     """
@@ -262,6 +268,13 @@ def run_localization(
     not_mapped = set(grabcut_methods) - set(MAP_METHODS)
     if not_mapped:
         raise ValueError(f"grab-cut boxes need a map method; got {sorted(not_mapped)}; known: {MAP_METHODS}")
+    thresholds = tuple(thresholds)
+    if sweep_images is not None and (isinstance(sweep_images, bool) or not int(sweep_images) >= 1):
+        raise ValueError(f"sweep_images must be a positive number of images or None, got {sweep_images!r}")
+    if sweep_images is not None and headline_threshold not in thresholds:
+        raise ValueError(
+            f"headline_threshold {headline_threshold} must be one of thresholds {list(thresholds)}"
+        )
     start = time.perf_counter()
     gradcam = GradCAM(model)
     cam = CAM(model) if "cam" in methods and model.spec.cam_compatible else None
@@ -293,13 +306,15 @@ def run_localization(
             for row_in_batch, index in enumerate(indices):
                 maps = {name: m[row_in_batch] for name, m in per_method.items() if row_in_batch < len(m)}
                 grabcut = [name for name in grabcut_methods if name in maps and row_in_batch < grabcut_limit]
-                work = (maps, records[index], classes[row_in_batch], thresholds, grabcut)
-                pending.append((records[index], classes[row_in_batch], boxes.submit(*work)))
+                swept = _first(1, sweep_images, seen + row_in_batch)  # within the sweep's images
+                image_thresholds = thresholds if swept else (headline_threshold,)
+                work = (maps, records[index], classes[row_in_batch], image_thresholds, grabcut)
+                pending.append((records[index], classes[row_in_batch], boxes.submit(*work), image_thresholds))
             seen += len(indices)
             while len(pending) > _PENDING_BATCHES * len(indices):  # bounded: rows in order as they finish
-                rows.extend(_image_rows(*pending.popleft(), methods, thresholds, topk, centre_box_side))
+                rows.extend(_image_rows(*pending.popleft(), methods, topk, centre_box_side))
         while pending:
-            rows.extend(_image_rows(*pending.popleft(), methods, thresholds, topk, centre_box_side))
+            rows.extend(_image_rows(*pending.popleft(), methods, topk, centre_box_side))
     return LocalizationRun(with_model_column(rows, model), batches.skipped, time.perf_counter() - start)
 
 
