@@ -220,7 +220,7 @@ def published_run_text(published, agreement: pd.DataFrame | None, counts: dict) 
     return (
         f"The tables, figures and verdicts of this page rest on a **published run** with more images than "
         f"the page's default can afford in CI: {_counts_text(shown)}. The page ran it with larger "
-        f"counts (`published_run=None`, `make full-runs`) in {published.minutes:.0f} minutes "
+        f"counts (`make full-runs`), in {published.minutes:.0f} minutes of computing in all, "
         f"{_made_text(published.description)}; its per-image "
         f"files are committed in `{published.folder.parent.name}/{published.folder.name}` under `data/`. "
         f"So that those numbers cannot drift silently, this page recomputes its first images with the "

@@ -100,7 +100,7 @@ def test_published_run_text_says_what_the_page_rests_on(tmp_path):
     text = prose.published_run_text(published, agreement, counts)
     assert "100 images per model in the cascade, 200 in deletion and insertion." in text
     assert (
-        "in 35 minutes on " in text
+        "in 35 minutes of computing in all, on " in text
         and " CPU cores, no GPU); its per-image" in text
         and "`runs/08_x` under `data/`" in text
     )
