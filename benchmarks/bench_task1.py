@@ -13,7 +13,9 @@ what the official val set's does. Decoding is timed three ways: the loader (PIL 
 model's transform) with 0 and with ``--num-workers`` worker processes, and
 ``torchvision.io.decode_jpeg`` on the device, batched, with the same resize and crop there.
 Task 1 is the top-5 Grad-CAM (and CAM) maps, a box per map at the paper's 15 % and the ILSVRC
-rule (no image-space baselines, no grab-cut, no sweep: the headline's work only); plain
+rule (no image-space baselines, no grab-cut, no sweep: the headline's work only), with the boxes
+made by opencv in the model's process, by opencv in ``--box-workers`` worker processes, and (on a
+GPU, or with ``--boxes-on-device``) on the model's device by kornia's connected components; plain
 inference is the model's forward pass and top 5. Each timing is the second of two
 runs (the first warms caches, the loader's workers and the box workers' fork server); ratios
 compare timings of this run only. Targets (issue 16): Task 1 at most 1.1x plain inference on the
@@ -94,7 +96,7 @@ def plain_inference(model, records, batch: int, workers: int):
     return run
 
 
-def task1(model, records, batch: int, workers: int, box_workers: int):
+def task1(model, records, batch: int, workers: int, box_workers: int, on_device: bool = False):
     methods = ("grad-cam", "cam") if model.spec.cam_compatible else ("grad-cam",)
 
     def run():
@@ -106,6 +108,7 @@ def task1(model, records, batch: int, workers: int, box_workers: int):
             batch_size=batch,
             num_workers=workers,
             box_workers=box_workers,
+            boxes_on_device=on_device,
             progress=False,
         )
 
@@ -122,6 +125,12 @@ def main(argv=None) -> int:
     parser.add_argument("--box-workers", type=int, default=1, help="processes extracting boxes")
     parser.add_argument(
         "--folder", type=Path, help="keep the full-size JPEGs here (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--boxes-on-device",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time Task 1 with the boxes made on the model's device (kornia; default: on a GPU)",
     )
     parser.add_argument("--short", action="store_true", help="tiny sizes (CI): 8 images, batch 4")
     args = parser.parse_args(argv)
@@ -164,6 +173,15 @@ def main(argv=None) -> int:
                 (
                     f"Task 1, {where}",
                     second_run(task1(model, records, args.batch, args.num_workers, box_workers), device),
+                )
+            )
+        if args.boxes_on_device or (args.boxes_on_device is None and device.type == "cuda"):
+            rows.append(
+                (
+                    f"Task 1, boxes on the {device.type} (kornia)",
+                    second_run(
+                        task1(model, records, args.batch, args.num_workers, 0, on_device=True), device
+                    ),
                 )
             )
 

@@ -208,6 +208,90 @@ def sweep_sample_text(check: pd.DataFrame, threshold: float) -> str:
     )
 
 
+def _verdict_word(passes) -> str:
+    return "pass" if passes else "fail"
+
+
+def verdicts_across_models_text(verdicts: pd.DataFrame) -> str:
+    """Which methods' sanity verdicts (:func:`gradcam_core.tasks.sanity.sanity_verdicts`, the
+    last step of the cascade, Adebayo et al. 2018 Sec. 3) agree across the models and which
+    depend on the model; methods without a verdict on every model are left out."""
+    judged = verdicts.dropna(subset=["passes"])
+    models = judged["model"].drop_duplicates().tolist()
+    if len(models) < 2:
+        return "One model only: there is nothing to compare across models."
+    wide = judged.pivot_table(index="method", columns="model", values="passes", aggfunc="first", sort=False)
+    wide = wide.dropna()[models]
+    groups: dict[tuple, list[str]] = {}
+    for method, row in wide.iterrows():
+        groups.setdefault(tuple(bool(v) for v in row), []).append(method)
+    every = "both" if len(models) == 2 else "all"
+    same = [
+        f"{', '.join(methods)} ({_verdict_word(outcome[0])} on {every})"
+        for outcome, methods in groups.items()
+        if len(set(outcome)) == 1
+    ]
+    differ = [
+        f"{' and '.join(methods)} ("
+        + ", ".join(f"{_verdict_word(v)} on {m}" for m, v in zip(models, outcome))
+        + ")"
+        for outcome, methods in groups.items()
+        if len(set(outcome)) > 1
+    ]
+    text = f"The verdicts agree on the {len(models)} models for " + "; ".join(same) + "." if same else ""
+    if differ:
+        text += (
+            f" They depend on the model for {'; '.join(differ)}: a verdict at the last step holds for "
+            f"the model it was measured on, not for the method in general."
+        )
+    else:
+        text += " No verdict depends on the model."
+    return text.strip()
+
+
+#: The reference orders of deletion and insertion, as the chapter names them.
+REFERENCE_ORDERS = {"random": "the random order", "centre": "centre-first"}
+
+
+def reference_orders_text(summary: pd.DataFrame, method: str = "grad-cam", label: str = "Grad-CAM") -> str:
+    """Whether deletion and insertion tell ``method`` from the trivial reference orders
+    (Petsiuk et al. 2018 judge a map against such orders), from
+    :func:`gradcam_core.tasks.deletion.deletion_summary`, whose reference rows hold their paired
+    difference from ``method``'s AUC on the same images: a test tells them apart on a model only
+    when the 95 % interval of that difference excludes 0 on the better side (a lower deletion AUC,
+    a higher insertion AUC for ``method``). Where it does not, a low deletion AUC says no more
+    than a trivial order does. ``label``: the method as the page names it."""
+    references = summary[summary["method"].isin(REFERENCE_ORDERS)]
+    if references.empty or method not in set(summary["method"]):
+        return f"No reference order ran beside {label}, so there is nothing to tell it from."
+    fails, passes = [], []
+    for r in references.to_dict("records"):
+        for curve, sign in (("deletion", 1), ("insertion", -1)):  # reference minus method: > 0 is worse
+            low, high = sign * r[f"{curve}_diff_low"], sign * r[f"{curve}_diff_high"]
+            if min(low, high) > 0:
+                passes.append((r["model"], curve))
+                continue
+            mine = summary[(summary["model"] == r["model"]) & (summary["method"] == method)].iloc[0]
+            fails.append(
+                f"on {r['model']}, {REFERENCE_ORDERS[r['method']]}'s {curve} AUC is {r[curve]} against "
+                f"{label}'s {mine[curve]} (difference {r[f'{curve}_diff']:+.3f}, 95 % interval "
+                f"{r[f'{curve}_diff_low']:+.3f} to {r[f'{curve}_diff_high']:+.3f})"
+            )
+    models = references["model"].drop_duplicates().tolist()
+    if not fails:
+        return (
+            f"On {' and '.join(models)}, {label}'s deletion and insertion AUCs both beat the random and "
+            f"centre-first orders (paired 95 % intervals exclude 0): the test tells {label} from a "
+            f"trivial order."
+        )
+    return (
+        f"Deletion and insertion do not always tell {label} from a trivial order: {'; '.join(fails)}. "
+        f"There the interval includes 0 or favours the reference order, so the AUC says no more about "
+        f"{label}'s faithfulness than the fixed order's does. The other {len(passes)} of "
+        f"{len(passes) + len(fails)} comparisons with a reference order favour {label}."
+    )
+
+
 def published_run_text(published, agreement: pd.DataFrame | None, counts: dict) -> str:
     """What a page's tables rest on: its own run (``published`` None; ``counts`` its image
     counts), or a published full-count run (a :class:`gradcam_core.results.PublishedRun`) and

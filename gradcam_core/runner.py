@@ -219,6 +219,11 @@ def main(argv=None) -> int:
     run.add_argument(
         "--box-workers", type=cli.non_negative_int, default=0, help="localisation: processes extracting boxes"
     )
+    run.add_argument(
+        "--boxes-on-device",
+        action="store_true",
+        help="localisation: boxes made on the model's device (kornia's connected components; for a GPU)",
+    )
     run.add_argument("--device", default="auto")
     run.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     run.add_argument(
@@ -266,6 +271,7 @@ def _command(args) -> int:
             methods=methods,
             precision=args.precision,
             box_workers=args.box_workers,
+            boxes_on_device=args.boxes_on_device,
             thresholds=args.thresholds,
         )
     elif args.task == "pointing":

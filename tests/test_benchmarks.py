@@ -48,10 +48,24 @@ def test_survey_benchmark_short_mode_loses_nothing():
 
 
 def test_task1_scale_benchmark_short_mode_runs():
-    out = run("benchmarks/bench_task1.py", "--short", "--num-workers", "1", "--box-workers", "1")
-    for row in ("decode: loader, 1 workers", "decode: decode_jpeg on cpu", "Task 1, 1 box worker processes"):
+    out = run(
+        "benchmarks/bench_task1.py",
+        "--short",
+        "--num-workers",
+        "1",
+        "--box-workers",
+        "1",
+        "--boxes-on-device",
+    )
+    rows = ("decode: loader, 1 workers", "decode: decode_jpeg on cpu", "Task 1, 1 box worker processes")
+    for row in (*rows, "Task 1, boxes on the cpu (kornia)"):
         assert f"| {row}" in out, row
     assert "8 full-size JPEGs" in out
+
+
+def test_device_boxes_check_counts_no_difference_on_the_cpu():
+    out = run("benchmarks/check_device_boxes.py", "--images", "3", "--thresholds", "0.15,0.5", "--full-size")
+    assert "3 images at original sizes, thresholds [0.15, 0.5]: 60 boxes compared, 0 differ" in out
 
 
 def test_notebook_comparison_lists_numbers_beyond_the_tolerance_and_changed_words(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradcam_core import metrics
+from gradcam_core import data, metrics
 
 
 def test_box_iou_hand_computed():
@@ -24,16 +24,20 @@ def test_largest_segment_box_picks_largest_connected_segment_not_largest_rectang
     assert metrics.largest_segment_box(np.zeros((3, 3), bool)) is None
 
 
+#: A hand-made map: a 2x2 block of high values and a lone 0.3.
+HAND_MADE_MAP = np.array(
+    [
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.9, 1.0, 0.0, 0.0],
+        [0.0, 0.8, 0.2, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.3],
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+    ]
+)
+
+
 def test_threshold_box_hand_made_5x5_map():
-    heatmap = np.array(
-        [
-            [0.0, 0.0, 0.0, 0.0, 0.0],
-            [0.0, 0.9, 1.0, 0.0, 0.0],
-            [0.0, 0.8, 0.2, 0.0, 0.0],
-            [0.0, 0.0, 0.0, 0.0, 0.3],
-            [0.0, 0.0, 0.0, 0.0, 0.0],
-        ]
-    )
+    heatmap = HAND_MADE_MAP
     # at 0.15 x max: {(1,1),(1,2),(2,1),(2,2)} plus the lone 0.3 at (3,4); the 2x2 block wins
     assert metrics.threshold_box(heatmap, 0.15).tolist() == [1, 1, 3, 3]
     # at 0.85 x max: (1,1) and (1,2) only
@@ -41,6 +45,61 @@ def test_threshold_box_hand_made_5x5_map():
     assert metrics.threshold_box(np.zeros((4, 4)), 0.15) is None
     with pytest.raises(ValueError, match="threshold"):
         metrics.threshold_box(heatmap, 0.0)
+
+
+def test_threshold_boxes_on_a_batch_equal_threshold_box_by_hand():
+    """The batched, device-side extractor (kornia's labelling) boxes each map as
+    :func:`threshold_box` does: the 5x5 map above at two thresholds, a map without a positive
+    value (no box), and the same map zero-padded into a larger frame with its size given."""
+    heatmap = torch.tensor(HAND_MADE_MAP, dtype=torch.float32)
+    padded = torch.full((7, 9), -5.0)  # padding below any map value: ignored, never activated
+    padded[:5, :5] = heatmap
+    negative = torch.zeros(7, 9) - 1.0
+    for threshold, expected in ((0.15, [1, 1, 3, 3]), (0.85, [1, 1, 3, 2])):
+        boxes, found = metrics.threshold_boxes(torch.stack([padded, negative]), threshold, [(5, 5), (9, 7)])
+        assert boxes[0].tolist() == expected and found.tolist() == [True, False]
+    boxes, found = metrics.threshold_boxes(heatmap[None], 0.15)
+    assert boxes.tolist() == [[1, 1, 3, 3]] and found.tolist() == [True]
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.threshold_boxes(heatmap[None], 0.0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        metrics.threshold_boxes(torch.full((1, 3, 3), float("nan")), 0.15)
+
+
+def test_largest_segment_boxes_break_ties_as_opencv_does():
+    """Two equally large segments: opencv numbers segments by their first 2 x 2 block, not their
+    first pixel, so the one starting at (row 1, col 0) is its first and its box wins; kornia's
+    labels keep that order."""
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 0] = True  # first 2x2 block (0, 0), first pixel (1, 0)
+    mask[0, 3:5] = True  # first block (0, 1), first pixel (0, 3): earlier in pixel order
+    assert metrics.largest_segment_box(mask).tolist() == [0, 1, 1, 3]
+    boxes, found = metrics.largest_segment_boxes(torch.from_numpy(mask)[None])
+    assert boxes.tolist() == [[0, 1, 1, 3]] and found.tolist() == [True]
+    with pytest.raises(ValueError, match="boolean"):
+        metrics.largest_segment_boxes(torch.zeros(1, 3, 3))
+
+
+def test_threshold_boxes_equal_opencvs_on_real_maps(squeezenet, ilsvrc_records):
+    """On Grad-CAM maps of embedded images at their original sizes and at the sweep's
+    thresholds, every box (and every missing box) of the batched extractor is opencv's."""
+    from gradcam_core.maps import upsample
+    from gradcam_core.methods import GradCAM
+
+    records = ilsvrc_records[:6]
+    images = squeezenet.preprocess([data.load_rgb(r.path) for r in records])
+    gradcam = GradCAM(squeezenet)
+    forward = gradcam.forward(images)
+    maps = gradcam.maps(forward, forward.logits.topk(3, 1).indices).detach()
+    sizes = [(500, 375), (333, 500), (227, 227), (640, 427), (500, 500), (375, 500)]
+    for threshold in (0.05, 0.15, 0.5, 0.9):
+        heat = torch.zeros(len(records) * 3, 500, 640)
+        for i, (w, h) in enumerate(sizes):
+            heat[3 * i : 3 * i + 3, :h, :w] = upsample(maps[i : i + 1], (h, w))[0]
+        boxes, found = metrics.threshold_boxes(heat, threshold, np.repeat(sizes, 3, axis=0))
+        for row, (w, h) in enumerate(np.repeat(sizes, 3, axis=0)):
+            expected = metrics.threshold_box(heat[row, :h, :w].numpy(), threshold)
+            assert found[row] and boxes[row].tolist() == expected.tolist()
 
 
 def _grey_blue_scene(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -148,3 +148,53 @@ def test_sweep_sample_text_says_where_the_sweep_ran_and_whether_the_sample_stand
     assert prose.sweep_sample_text(everything, 0.15) == (
         "The sweep and the threshold tuning ran on every image of this run (1,300 per model)."
     )
+
+
+def _reference_summary(centre_deletion_diff: tuple[float, float, float]) -> pd.DataFrame:
+    """A deletion summary by hand: Grad-CAM and the two reference orders on one model, the
+    references' paired differences from Grad-CAM (reference minus Grad-CAM)."""
+    rows = []
+    for method, deletion, insertion in (
+        ("grad-cam", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),
+        ("random", (0.04, 0.02, 0.06), (-0.27, -0.30, -0.25)),
+        ("centre", centre_deletion_diff, (-0.05, -0.07, -0.04)),
+    ):
+        row = {"model": "m", "method": method, "deletion": f"{method} d", "insertion": f"{method} i"}
+        for curve, diff in (("deletion", deletion), ("insertion", insertion)):
+            row |= dict(zip((f"{curve}_diff", f"{curve}_diff_low", f"{curve}_diff_high"), diff))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_reference_orders_text_says_where_deletion_cannot_tell_gradcam_from_a_trivial_order():
+    told = prose.reference_orders_text(_reference_summary((0.05, 0.04, 0.06)))
+    assert told.startswith("On m, Grad-CAM's deletion and insertion AUCs both beat")
+    # centre-first deletes faster than Grad-CAM, the interval includes 0: not told apart
+    not_told = prose.reference_orders_text(_reference_summary((-0.008, -0.019, 0.004)))
+    assert "on m, centre-first's deletion AUC is centre d against Grad-CAM's grad-cam d" in not_told
+    assert "(difference -0.008, 95 % interval -0.019 to +0.004)" in not_told
+    assert "The other 3 of 4 comparisons with a reference order favour Grad-CAM." in not_told
+    # a reference significantly better at insertion also fails (the sign flips for insertion)
+    better = _reference_summary((0.05, 0.04, 0.06))
+    better.loc[2, ["insertion_diff", "insertion_diff_low", "insertion_diff_high"]] = (0.03, 0.01, 0.05)
+    assert "centre-first's insertion AUC" in prose.reference_orders_text(better)
+    assert prose.reference_orders_text(better.iloc[:1]).startswith("No reference order ran beside Grad-CAM")
+
+
+def test_verdicts_across_models_text_groups_methods_by_their_verdicts():
+    verdicts = pd.DataFrame(
+        {
+            "model": ["a"] * 4 + ["b"] * 4,
+            "method": ["grad-cam", "backprop", "guided-backprop", "score-cam"] * 2,
+            "passes": [True, False, False, None, True, False, True, True],
+        }
+    )
+    text = prose.verdicts_across_models_text(verdicts)
+    assert text == (
+        "The verdicts agree on the 2 models for grad-cam (pass on both); backprop (fail on both). "
+        "They depend on the model for guided-backprop (fail on a, pass on b): a verdict at the last "
+        "step holds for the model it was measured on, not for the method in general."
+    )
+    same = verdicts[verdicts["method"] != "guided-backprop"]
+    assert prose.verdicts_across_models_text(same).endswith("No verdict depends on the model.")
+    assert prose.verdicts_across_models_text(verdicts[verdicts["model"] == "a"]).startswith("One model only")

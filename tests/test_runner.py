@@ -269,6 +269,13 @@ def test_cli_runs_each_task_in_process_and_forwards_its_options(task, tmp_path, 
         assert set(merged["method"]) == {"grad-cam", "cam", "full-image", "centre-box"}
         assert sorted(merged["threshold"].dropna().unique()) == [0.15, 0.3]
         options = {"methods": ["grad-cam", "full-image", "centre-box", "cam"], "thresholds": [0.15, 0.3]}
+        on_device = tmp_path / "on_device"
+        assert (
+            runner.main([*args, "--out", str(on_device), "--thresholds", "0.15,0.3", "--boxes-on-device"])
+            == 0
+        )
+        assert '"boxes_on_device": true' in (runner.shard_folder(on_device, 0, 1) / "plan.json").read_text()
+        pd.testing.assert_frame_equal(runner.merge(on_device)[0], merged)
     else:
         assert set(merged["method"]) == set(occlusion.COMPARED_METHODS)
         options = {}

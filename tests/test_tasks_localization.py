@@ -218,6 +218,46 @@ def test_box_workers_ship_float64_maps_and_grabcut_images(squeezenet, ilsvrc_rec
         localization.run_localization(squeezenet, records[:1], box_workers=-1, progress=False)
 
 
+def test_device_chunks_group_images_by_size_within_the_pixel_budget(monkeypatch):
+    monkeypatch.setattr(localization, "_DEVICE_PIXELS", 2 * 100 * 100)
+    sizes = [(100, 100), (10, 10), (300, 200), (100, 90), (20, 10)]
+    # by height, then width: (10, 10) and (20, 10) pad to 20 x 10; a third image would pad to
+    # 100 x 90 (3 x 9,000 pixels > 20,000); (100, 90) and (100, 100) pad to 100 x 100 (2 x 10,000);
+    # the large image alone
+    assert localization._device_chunks(sizes, 1) == [[1, 4], [3, 0], [2]]
+    # 2 maps per image: (100, 90) and (100, 100) together would be 2 x 2 x 10,000 pixels
+    assert localization._device_chunks(sizes, 2) == [[1, 4], [3], [0], [2]]
+    assert localization._device_chunks([], 5) == []
+
+
+def test_boxes_on_the_device_give_the_same_rows(squeezenet, ilsvrc_records, full_size_val_folder):
+    """Boxes made a batch at once on the model's device (kornia's labelling) give the rows of
+    opencv's, in the same order: full-size images of several sizes (zero-padded together), a sweep
+    on the first image only, Grad-CAM++'s float64 maps, and a grab-cut image, which stays on the
+    CPU."""
+    options = {
+        "thresholds": (0.15, 0.5),
+        "sweep_images": 1,
+        "batch_size": 3,
+        "progress": False,
+        "methods": ("grad-cam", "grad-cam++", "backprop", "centre-box"),
+        "image_space_images": 2,
+        "image_space_topk": 1,
+        "grabcut_images": 1,
+    }
+    records = data.load_ilsvrc_val(full_size_val_folder)
+    assert len({r.size for r in records}) > 1
+    inline = localization.run_localization(squeezenet, records, **options).table
+    on_device = localization.run_localization(squeezenet, records, boxes_on_device=True, **options).table
+    pd.testing.assert_frame_equal(inline, on_device)
+    assert (inline["boxing"] == "grab-cut").sum() == 1 and (inline["threshold"] == 0.5).sum() == 3
+    embedded = localization.run_localization(squeezenet, ilsvrc_records[:5], **options).table
+    pd.testing.assert_frame_equal(
+        embedded,
+        localization.run_localization(squeezenet, ilsvrc_records[:5], boxes_on_device=True, **options).table,
+    )
+
+
 def test_a_sweep_on_the_first_images_boxes_the_rest_at_the_headline_threshold(squeezenet, ilsvrc_records):
     records = ilsvrc_records[:5]
     options = {

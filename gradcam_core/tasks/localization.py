@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import data, metrics
-from ..maps import normalize_maps, resize_to_image
+from ..maps import normalize_maps, resize_to_image, upsample
 from ..methods import CAM, GradCAM, create
 from ..models import LoadedModel
 from .common import ImageBatches, TaskRun, autocast, with_model_column
@@ -92,9 +92,10 @@ def _grabcut_hits(image: np.ndarray, heat: np.ndarray, predicted, label: int, gt
 
 def _image_hits(maps: dict, record: data.ImageRecord, predicted, thresholds, grabcut_methods) -> dict:
     """Every box of one image (paper Sec. 4.1) from its maps as the model made them
-    (``{method: (k, h, w) array}``, at the model's resolution: small to ship to a worker
-    process): each map resized to the image, thresholded at each of ``thresholds`` and boxed, and
-    for ``grabcut_methods`` also boxed by grab-cut on the image (loaded here). Returns
+    (``{method: (k, h, w) array}``, at the model's input resolution, e.g. 224 x 224, smaller than
+    the image's to ship to a worker process): each map resized to the image, thresholded at each
+    of ``thresholds`` and boxed, and for ``grabcut_methods`` also boxed by grab-cut on the image
+    (loaded here). Returns
     ``{(method, boxing): hits}`` in the order of ``maps``."""
     image = np.asarray(data.load_rgb(record.path)) if grabcut_methods else None
     hits = {}
@@ -103,6 +104,80 @@ def _image_hits(maps: dict, record: data.ImageRecord, predicted, thresholds, gra
         hits[method, "threshold"] = _hits(heat, predicted, record.label, record.boxes, thresholds)
         if method in grabcut_methods:
             hits[method, "grab-cut"] = _grabcut_hits(image, heat, predicted, record.label, record.boxes)
+    return hits
+
+
+def _hits_from_boxes(boxes, found, predicted, record, thresholds) -> np.ndarray:
+    """``(thresholds, k)`` hits from one image's boxes ``(thresholds * k, 4)`` (threshold-major)
+    and ``found`` flags, as :func:`_hits` scores them."""
+    k = len(boxes) // len(thresholds)
+    listed = [box if ok else None for box, ok in zip(boxes, found)]
+    hits = metrics.localization_hits(
+        np.tile(predicted[:k], len(thresholds)), listed, record.label, record.boxes
+    )
+    return hits.reshape(len(thresholds), k)
+
+
+#: Map pixels resized and boxed together on the device (padding included): bounds the memory, about
+#: 40 bytes per pixel at the peak of the labelling (some val images are 10 megapixels or more).
+_DEVICE_PIXELS = 2**24
+
+
+def _device_chunks(sizes, k: int) -> list[list[int]]:
+    """Images (indices into ``sizes``, (width, height) each) in groups to box together: by size,
+    so that a group pads little, each group's ``k`` maps per image, zero-padded to its largest
+    width and height, within :data:`_DEVICE_PIXELS` (an image larger than that alone)."""
+    chunks, current, width, height = [], [], 0, 0
+    for i in sorted(range(len(sizes)), key=lambda i: (sizes[i][1], sizes[i][0])):
+        w, h = max(width, sizes[i][0]), max(height, sizes[i][1])
+        if current and (len(current) + 1) * k * w * h > _DEVICE_PIXELS:
+            chunks.append(current)
+            current, w, h = [], sizes[i][0], sizes[i][1]
+        current.append(i)
+        width, height = w, h
+    return chunks + [current] if current else chunks
+
+
+def _device_batch_hits(per_method: dict, records, predicted, image_thresholds) -> list[dict]:
+    """:func:`_image_hits` (threshold boxes only) for a batch, on the maps' device: each map
+    resized to its image there (:func:`~gradcam_core.maps.upsample`), zero-padded to the largest of
+    a group of images of similar size (:func:`_device_chunks`) and boxed with every other map of
+    the group at once
+    (:func:`gradcam_core.metrics.threshold_boxes`, kornia's labelling). ``per_method``:
+    ``{method: (n, k, h, w) tensor}`` for the batch's first ``n`` images; ``image_thresholds``:
+    per image, the thresholds to box it at. Returns per image ``{(method, "threshold"): hits}``."""
+    hits = [{} for _ in records]
+    for method, maps in per_method.items():
+        dtype = torch.float64 if maps.dtype == torch.float64 else torch.float32
+        k = maps.shape[1]
+        for chunk in _device_chunks([records[i].size for i in range(len(maps))], k):
+            sizes = [records[i].size for i in chunk]
+            width, height = max(w for w, _ in sizes), max(h for _, h in sizes)
+            heat = maps.new_zeros((len(chunk), k, height, width), dtype=dtype)
+            for n, (i, (w, h)) in enumerate(zip(chunk, sizes)):
+                one = maps[i : i + 1].to(dtype)
+                heat[n, :, :h, :w] = (one if one.shape[-2:] == (h, w) else upsample(one, (h, w)))[0]
+            heat = heat.flatten(0, 1)
+            size_rows = torch.tensor(sizes).repeat_interleave(k, dim=0)
+            for thresholds in dict.fromkeys(image_thresholds[i] for i in chunk):  # groups in order
+                members = [n for n, i in enumerate(chunk) if image_thresholds[i] == thresholds]
+                rows = torch.tensor([n * k + j for n in members for j in range(k)])
+                per_threshold = [
+                    metrics.threshold_boxes(heat[rows.to(heat.device)], t, size_rows[rows])
+                    for t in thresholds
+                ]
+                boxes = torch.stack([b for b, _ in per_threshold], 1).cpu().numpy()  # (rows, T, 4)
+                found = torch.stack([f for _, f in per_threshold], 1).cpu().numpy()
+                for m, n in enumerate(members):
+                    i = chunk[n]
+                    mine = slice(m * k, (m + 1) * k)  # (k, T) -> threshold-major
+                    hits[i][method, "threshold"] = _hits_from_boxes(
+                        boxes[mine].transpose(1, 0, 2).reshape(-1, 4),
+                        found[mine].T.reshape(-1),
+                        predicted[i],
+                        records[i],
+                        thresholds,
+                    )
     return hits
 
 
@@ -146,7 +221,7 @@ class BoxExtraction:
     :func:`_image_hits` runs in that many worker processes (:func:`_worker_context`, one core
     each; opencv's
     connected components in a thread of the model's process would hold the GIL for its numpy
-    half), to which each image's maps travel at the model's resolution (e.g. 5 x 13 x 13
+    half), to which each image's maps travel at the model's input resolution (e.g. 5 x 224 x 224
     floats) rather than at image size; the model's process goes on to the next batch while they
     work. With 0 they run in the calling process as each image comes. :meth:`submit` returns
     something with ``result()``, in either case."""
@@ -234,6 +309,7 @@ def run_localization(
     centre_box_side=0.5,
     precision="fp32",
     box_workers=0,
+    boxes_on_device=False,
     sweep_images: int | None = None,
     headline_threshold=PAPER_THRESHOLD,
     **loading,
@@ -254,7 +330,10 @@ def run_localization(
     (:func:`gradcam_core.metrics.grabcut_box`, rows with ``boxing`` = "grab-cut"; about 0.3 s
     per box on a CPU core). ``box_workers`` >= 1 extracts the boxes in that many worker processes
     while the model goes on (:class:`BoxExtraction`; on a GPU the boxes, on the CPU, were the
-    bottleneck); rows come out the same and in the same order either way. ``sweep_images``
+    bottleneck); rows come out the same and in the same order either way. ``boxes_on_device``
+    resizes, thresholds and boxes the maps on the model's device instead, a batch at once
+    (:func:`gradcam_core.metrics.threshold_boxes`: kornia's connected components, the same boxes
+    as opencv's); the grab-cut images stay on the CPU. ``sweep_images``
     limits the threshold sweep to the first images of the run: after them, maps are boxed at
     ``headline_threshold`` only (the paper's 15 %, one of ``thresholds``), which is all the
     headline needs (a sweep on a sample, checked by
@@ -302,14 +381,32 @@ def run_localization(
                     per_method[name] = explainer.attribute(images[:limit], classes[:limit, :image_space_topk])
             grabcut_limit = min(limit, _first(len(indices), grabcut_images, seen))
             classes = classes.cpu().numpy()
-            per_method = {name: _shippable(maps) for name, maps in per_method.items()}
-            for row_in_batch, index in enumerate(indices):
-                maps = {name: m[row_in_batch] for name, m in per_method.items() if row_in_batch < len(m)}
-                grabcut = [name for name in grabcut_methods if name in maps and row_in_batch < grabcut_limit]
-                swept = _first(1, sweep_images, seen + row_in_batch)  # within the sweep's images
-                image_thresholds = thresholds if swept else (headline_threshold,)
-                work = (maps, records[index], classes[row_in_batch], image_thresholds, grabcut)
-                pending.append((records[index], classes[row_in_batch], boxes.submit(*work), image_thresholds))
+            batch_records = [records[index] for index in indices]
+            batch_thresholds = [
+                thresholds if _first(1, sweep_images, seen + row) else (headline_threshold,)  # swept?
+                for row in range(len(indices))
+            ]
+            on_device, cpu_rows = None, len(indices)
+            if boxes_on_device:  # the grab-cut images go the CPU's way below
+                cpu_rows = grabcut_limit if any(name in per_method for name in grabcut_methods) else 0
+                on_device = _device_batch_hits(
+                    {name: maps[cpu_rows:] for name, maps in per_method.items()},
+                    batch_records[cpu_rows:],
+                    classes[cpu_rows:],
+                    batch_thresholds[cpu_rows:],
+                )
+            per_method = {name: _shippable(maps[:cpu_rows]) for name, maps in per_method.items()}
+            for row_in_batch, record in enumerate(batch_records):
+                image_thresholds = batch_thresholds[row_in_batch]
+                if row_in_batch >= cpu_rows:
+                    hits = _Done(on_device[row_in_batch - cpu_rows])
+                else:
+                    maps = {name: m[row_in_batch] for name, m in per_method.items() if row_in_batch < len(m)}
+                    grabcut = [
+                        name for name in grabcut_methods if name in maps and row_in_batch < grabcut_limit
+                    ]
+                    hits = boxes.submit(maps, record, classes[row_in_batch], image_thresholds, grabcut)
+                pending.append((record, classes[row_in_batch], hits, image_thresholds))
             seen += len(indices)
             while len(pending) > _PENDING_BATCHES * len(indices):  # bounded: rows in order as they finish
                 rows.extend(_image_rows(*pending.popleft(), methods, topk, centre_box_side))
