@@ -85,6 +85,20 @@ def _plan(
     }
 
 
+def _chunk_options(chunk: list[int], options: dict) -> dict:
+    """A chunk's options. Localisation's ``sweep_images`` counts records of the whole run, by
+    position (the first N records, however the run is sharded): within a chunk (ascending
+    positions) those are its first images, so the chunk sweeps that many, or none -- then only
+    ``headline_threshold`` is boxed (:func:`gradcam_core.tasks.localization.run_localization`)."""
+    if options.get("sweep_images") is None:
+        return options
+    swept = sum(position < options["sweep_images"] for position in chunk)
+    if swept:
+        return options | {"sweep_images": swept}
+    headline = options.get("headline_threshold", localization.PAPER_THRESHOLD)
+    return options | {"sweep_images": None, "thresholds": (headline,)}
+
+
 def run_shard(
     task: str,
     model,
@@ -104,6 +118,12 @@ def run_shard(
         raise ShardError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ShardError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    headline = options.get("headline_threshold", localization.PAPER_THRESHOLD)
+    if options.get("sweep_images") is not None and headline not in options.get("thresholds", (headline,)):
+        raise ShardError(
+            f"sweep_images needs the headline threshold {headline} among the thresholds "
+            f"{list(options['thresholds'])}"
+        )
     if (
         task == "localization"
         and set(localization.IMAGE_SPACE_METHODS)
@@ -146,7 +166,9 @@ def run_shard(
         chunk_file = folder / f"chunk-{k:06d}.csv"
         if chunk_file.is_file():
             continue
-        run = TASKS[task](model, [records[p] for p in chunk], progress=False, **options)
+        run = TASKS[task](
+            model, [records[p] for p in chunk], progress=False, **_chunk_options(chunk, options)
+        )
         by_name = {Path(str(records[p].path)).name: p for p in chunk}
         table = run.table.copy()
         if len(table):
@@ -232,6 +254,12 @@ def main(argv=None) -> int:
         default="0.05,0.1,0.15,0.2,0.3,0.4,0.5",
         help="localisation: comma-separated binarisation thresholds (Task 1's sweep)",
     )
+    run.add_argument(
+        "--sweep-images",
+        type=cli.positive_int,
+        default=None,
+        help="localisation: sweep the thresholds on the first N records of the run only, the rest at 0.15",
+    )
     merge_cmd = commands.add_parser("merge", help="join finished shards into one per-image CSV")
     merge_cmd.add_argument("out_dir")
     merge_cmd.add_argument("--out", required=True, type=cli.output_path, help="merged per-image CSV")
@@ -273,6 +301,7 @@ def _command(args) -> int:
             box_workers=args.box_workers,
             boxes_on_device=args.boxes_on_device,
             thresholds=args.thresholds,
+            sweep_images=args.sweep_images,
         )
     elif args.task == "pointing":
         options.update(precision=args.precision)

@@ -29,6 +29,8 @@ def roundtrip(table: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
     "task, options",
     [
         ("localization", {"methods": ["grad-cam", "full-image"], "thresholds": [0.15, 0.3], "batch_size": 4}),
+        # the sweep on the run's first 4 records, whichever shards and chunks they fall in
+        ("localization", {"methods": ["grad-cam"], "thresholds": [0.15, 0.3], "sweep_images": 4}),
         ("pointing", {"batch_size": 4}),
         ("occlusion", {"patch_size": 112, "stride": 56, "batch_size": 2}),
     ],
@@ -56,6 +58,13 @@ def test_three_shards_merged_equal_one_run(squeezenet, ilsvrc_records, tmp_path,
     # Spearman correlations move by up to ~2e-6): equal to 1e-5
     pd.testing.assert_frame_equal(merged3, merged1, check_exact=False, rtol=1e-5, atol=1e-5)
     pd.testing.assert_frame_equal(merged3, direct, check_exact=False, rtol=1e-5, atol=1e-5)
+
+
+def test_a_sweep_without_the_headline_threshold_is_refused(squeezenet, ilsvrc_records, tmp_path):
+    with pytest.raises(runner.ShardError, match=r"headline threshold 0.15 among the thresholds \[0.1, 0.3\]"):
+        runner.run_shard(
+            "localization", squeezenet, ilsvrc_records[:2], tmp_path, thresholds=[0.1, 0.3], sweep_images=1
+        )
 
 
 def test_unfinished_or_missing_shards_are_refused(squeezenet, ilsvrc_records, tmp_path):
@@ -276,6 +285,12 @@ def test_cli_runs_each_task_in_process_and_forwards_its_options(task, tmp_path, 
         )
         assert '"boxes_on_device": true' in (runner.shard_folder(on_device, 0, 1) / "plan.json").read_text()
         pd.testing.assert_frame_equal(runner.merge(on_device)[0], merged)
+        swept = tmp_path / "swept"
+        assert (
+            runner.main([*args, "--out", str(swept), "--thresholds", "0.15,0.3", "--sweep-images", "1"]) == 0
+        )
+        at_30 = runner.merge(swept)[0].query("threshold == 0.3")
+        assert list(at_30["image"].unique()) == [records[0].name]  # the rest boxed at 15 % only
     else:
         assert set(merged["method"]) == set(occlusion.COMPARED_METHODS)
         options = {}
