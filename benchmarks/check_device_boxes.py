@@ -1,7 +1,8 @@
 """Task 1's boxes made on the model's device (kornia's connected components,
 ``metrics.threshold_boxes``) against opencv's (``metrics.threshold_box``) on the embedded images:
 every top-5 Grad-CAM (and CAM) map, resized to the image's size and binarised at each threshold,
-boxed both ways; prints how many boxes differ (a missing box counts as a box).
+boxed both ways; prints how many boxes differ (a missing box counts as a box), and how many of
+Task 1's rows differ between ``run_localization`` with the boxes on the device and with opencv's.
 
     python benchmarks/check_device_boxes.py                       # CPU: embedded 1,300, 227 x 227
     python benchmarks/check_device_boxes.py --device cuda --full-size   # at the original sizes
@@ -23,6 +24,7 @@ from bench_gradcam import build  # bench_gradcam.py, beside this script
 from gradcam_core import data, metrics
 from gradcam_core.maps import resize_to_image, upsample
 from gradcam_core.methods import CAM, GradCAM
+from gradcam_core.tasks import localization
 from gradcam_core.tasks.common import ImageBatches
 
 SWEEP = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
@@ -59,6 +61,29 @@ def compare(model, records, thresholds, batch: int) -> tuple[int, int]:
     return compared, differ
 
 
+def compare_rows(model, records, thresholds, batch: int) -> tuple[int, int]:
+    """Task 1's rows (:func:`~gradcam_core.tasks.localization.run_localization`, Grad-CAM and
+    CAM) with the boxes made on the device against those made by opencv: (rows, rows that
+    differ). This covers the device path as Task 1 takes it: maps of several sizes padded
+    together, boxed in groups."""
+    methods = ("grad-cam", "cam") if model.spec.cam_compatible else ("grad-cam",)
+    tables = [
+        localization.run_localization(
+            model,
+            records,
+            thresholds=thresholds,
+            methods=methods,
+            batch_size=batch,
+            boxes_on_device=on_device,
+        ).table
+        for on_device in (False, True)
+    ]
+    columns = ["image", "method", "threshold", "loc_top1", "loc_topk"]
+    left, right = (t[columns].reset_index(drop=True) for t in tables)
+    same = (left == right) | (left.isna() & right.isna())
+    return len(left), int((~same.all(axis=1)).sum())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="squeezenet1_1")
@@ -75,10 +100,11 @@ def main(argv=None) -> int:
         if args.full_size:
             records = data.load_ilsvrc_val(data.write_full_size_val(records, scratch))
         compared, differ = compare(model, records, thresholds, args.batch)
+        rows, rows_differ = compare_rows(model, records, thresholds, args.batch)
     size = "original sizes" if args.full_size else "227 x 227"
     print(
         f"{args.model} on {model.device}: {len(records)} images at {size}, thresholds {thresholds}: "
-        f"{compared} boxes compared, {differ} differ"
+        f"{compared} boxes compared, {differ} differ; Task 1's rows: {rows} compared, {rows_differ} differ"
     )
     return 0
 

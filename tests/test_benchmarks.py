@@ -66,6 +66,7 @@ def test_task1_scale_benchmark_short_mode_runs():
 def test_device_boxes_check_counts_no_difference_on_the_cpu():
     out = run("benchmarks/check_device_boxes.py", "--images", "3", "--thresholds", "0.15,0.5", "--full-size")
     assert "3 images at original sizes, thresholds [0.15, 0.5]: 60 boxes compared, 0 differ" in out
+    assert "Task 1's rows: 12 compared, 0 differ" in out
 
 
 def test_notebook_comparison_lists_numbers_beyond_the_tolerance_and_changed_words(tmp_path):

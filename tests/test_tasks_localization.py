@@ -230,7 +230,9 @@ def test_device_chunks_group_images_by_size_within_the_pixel_budget(monkeypatch)
     assert localization._device_chunks([], 5) == []
 
 
-def test_boxes_on_the_device_give_the_same_rows(squeezenet, ilsvrc_records, full_size_val_folder):
+def test_boxes_on_the_device_give_the_same_rows(
+    squeezenet, ilsvrc_records, full_size_val_folder, monkeypatch
+):
     """Boxes made a batch at once on the model's device (kornia's labelling) give the rows of
     opencv's, in the same order: full-size images of several sizes (zero-padded together), a sweep
     on the first image only, Grad-CAM++'s float64 maps, and a grab-cut image, which stays on the
@@ -251,6 +253,10 @@ def test_boxes_on_the_device_give_the_same_rows(squeezenet, ilsvrc_records, full
     on_device = localization.run_localization(squeezenet, records, boxes_on_device=True, **options).table
     pd.testing.assert_frame_equal(inline, on_device)
     assert (inline["boxing"] == "grab-cut").sum() == 1 and (inline["threshold"] == 0.5).sum() == 3
+    # a pixel budget below one map: every image is a group of its own, its maps boxed one at a time
+    monkeypatch.setattr(localization, "_DEVICE_PIXELS", 1000)
+    one_by_one = localization.run_localization(squeezenet, records, boxes_on_device=True, **options).table
+    pd.testing.assert_frame_equal(inline, one_by_one)
     embedded = localization.run_localization(squeezenet, ilsvrc_records[:5], **options).table
     pd.testing.assert_frame_equal(
         embedded,

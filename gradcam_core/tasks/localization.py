@@ -118,9 +118,21 @@ def _hits_from_boxes(boxes, found, predicted, record, thresholds) -> np.ndarray:
     return hits.reshape(len(thresholds), k)
 
 
-#: Map pixels resized and boxed together on the device (padding included): bounds the memory, about
-#: 40 bytes per pixel at the peak of the labelling (some val images are 10 megapixels or more).
+#: Map pixels resized, or boxed, together on the device (padding included): bounds the memory, about
+#: 90 bytes per pixel at the peak of the labelling, so about 1.5 GB (some val images are 10
+#: megapixels or more: their maps are boxed a few at a time).
 _DEVICE_PIXELS = 2**24
+
+
+def _threshold_boxes_in_slices(heat: torch.Tensor, rows: torch.Tensor, sizes: torch.Tensor, threshold: float):
+    """:func:`gradcam_core.metrics.threshold_boxes` of the maps ``heat[rows]`` (sizes ``sizes[rows]``),
+    as few maps at a time as keep each call within :data:`_DEVICE_PIXELS` (at least one)."""
+    step = max(1, _DEVICE_PIXELS // (heat.shape[-2] * heat.shape[-1]))
+    parts = [
+        metrics.threshold_boxes(heat[part.to(heat.device)], threshold, sizes[part])
+        for part in rows.split(step)
+    ]
+    return torch.cat([b for b, _ in parts]), torch.cat([f for _, f in parts])
 
 
 def _device_chunks(sizes, k: int) -> list[list[int]]:
@@ -141,13 +153,15 @@ def _device_chunks(sizes, k: int) -> list[list[int]]:
 def _device_batch_hits(per_method: dict, records, predicted, image_thresholds) -> list[dict]:
     """:func:`_image_hits` (threshold boxes only) for a batch, on the maps' device: each map
     resized to its image there (:func:`~gradcam_core.maps.upsample`), zero-padded to the largest of
-    a group of images of similar size (:func:`_device_chunks`) and boxed with every other map of
-    the group at once
-    (:func:`gradcam_core.metrics.threshold_boxes`, kornia's labelling). ``per_method``:
+    a group of images of similar size (:func:`_device_chunks`) and boxed with the other maps of
+    the group (:func:`gradcam_core.metrics.threshold_boxes`, kornia's labelling, the same boxes as
+    opencv's for the same map; on a GPU the resize may differ from the CPU's in the last bit, so a
+    pixel at a threshold's level may flip: ``benchmarks/check_device_boxes.py`` counts it). ``per_method``:
     ``{method: (n, k, h, w) tensor}`` for the batch's first ``n`` images; ``image_thresholds``:
     per image, the thresholds to box it at. Returns per image ``{(method, "threshold"): hits}``."""
     hits = [{} for _ in records]
     for method, maps in per_method.items():
+        maps = maps.detach()
         dtype = torch.float64 if maps.dtype == torch.float64 else torch.float32
         k = maps.shape[1]
         for chunk in _device_chunks([records[i].size for i in range(len(maps))], k):
@@ -162,10 +176,7 @@ def _device_batch_hits(per_method: dict, records, predicted, image_thresholds) -
             for thresholds in dict.fromkeys(image_thresholds[i] for i in chunk):  # groups in order
                 members = [n for n, i in enumerate(chunk) if image_thresholds[i] == thresholds]
                 rows = torch.tensor([n * k + j for n in members for j in range(k)])
-                per_threshold = [
-                    metrics.threshold_boxes(heat[rows.to(heat.device)], t, size_rows[rows])
-                    for t in thresholds
-                ]
+                per_threshold = [_threshold_boxes_in_slices(heat, rows, size_rows, t) for t in thresholds]
                 boxes = torch.stack([b for b, _ in per_threshold], 1).cpu().numpy()  # (rows, T, 4)
                 found = torch.stack([f for _, f in per_threshold], 1).cpu().numpy()
                 for m, n in enumerate(members):
@@ -333,7 +344,8 @@ def run_localization(
     bottleneck); rows come out the same and in the same order either way. ``boxes_on_device``
     resizes, thresholds and boxes the maps on the model's device instead, a batch at once
     (:func:`gradcam_core.metrics.threshold_boxes`: kornia's connected components, the same boxes
-    as opencv's); the grab-cut images stay on the CPU. ``sweep_images``
+    as opencv's for the same maps; on a GPU the resize may differ from the CPU's in the last bit);
+    the grab-cut images stay on the CPU. ``sweep_images``
     limits the threshold sweep to the first images of the run: after them, maps are boxed at
     ``headline_threshold`` only (the paper's 15 %, one of ``thresholds``), which is all the
     headline needs (a sweep on a sample, checked by
