@@ -29,7 +29,17 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 PART_BYTES = 34_000_000
 #: What the notebooks import beyond the GPU image (gradcam_core itself travels as source).
-ROOTS = ("papermill", "ipykernel", "captum", "shap", "torchray", "torchxrayvision", "myst-nb", "krippendorff")
+ROOTS = (
+    "papermill",
+    "ipykernel",
+    "captum",
+    "shap",
+    "torchray",
+    "torchxrayvision",
+    "myst-nb",
+    "krippendorff",
+    "kornia",
+)
 #: The GPU image's packages (the device tool's KINDS.md, read on 2026-11-17), not carried.
 _GPU_IMAGE_PACKAGES = """
     absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch
