@@ -75,13 +75,18 @@ def centre_box(size: tuple[int, int], side: float) -> np.ndarray:
     )
 
 
+def _scored(boxes: list, predicted, label: int, gt_boxes, n_thresholds: int) -> np.ndarray:
+    """``(thresholds, k)`` hits of one image's threshold-major boxes (``None``: no box), those of
+    its ``k`` maps (the first ``k`` predicted classes) at each of ``n_thresholds`` thresholds."""
+    k = len(boxes) // n_thresholds
+    hits = metrics.localization_hits(np.tile(predicted[:k], n_thresholds), boxes, label, gt_boxes)
+    return hits.reshape(n_thresholds, k)
+
+
 def _hits(heat: np.ndarray, predicted, label: int, gt_boxes, thresholds) -> np.ndarray:
-    """For one image and method: ``(thresholds, k)`` hits of the boxes of its ``k`` maps (the
-    first ``k`` predicted classes)."""
-    k = len(heat)
-    boxes = [metrics.threshold_box(heat[j], t) for t in thresholds for j in range(k)]
-    hits = metrics.localization_hits(np.tile(predicted[:k], len(thresholds)), boxes, label, gt_boxes)
-    return hits.reshape(len(thresholds), k)
+    """For one image and method: ``(thresholds, k)`` hits of the boxes of its ``k`` maps."""
+    boxes = [metrics.threshold_box(heat[j], t) for t in thresholds for j in range(len(heat))]
+    return _scored(boxes, predicted, label, gt_boxes, len(thresholds))
 
 
 def _grabcut_hits(image: np.ndarray, heat: np.ndarray, predicted, label: int, gt_boxes) -> np.ndarray:
@@ -105,17 +110,6 @@ def _image_hits(maps: dict, record: data.ImageRecord, predicted, thresholds, gra
         if method in grabcut_methods:
             hits[method, "grab-cut"] = _grabcut_hits(image, heat, predicted, record.label, record.boxes)
     return hits
-
-
-def _hits_from_boxes(boxes, found, predicted, record, thresholds) -> np.ndarray:
-    """``(thresholds, k)`` hits from one image's boxes ``(thresholds * k, 4)`` (threshold-major)
-    and ``found`` flags, as :func:`_hits` scores them."""
-    k = len(boxes) // len(thresholds)
-    listed = [box if ok else None for box, ok in zip(boxes, found)]
-    hits = metrics.localization_hits(
-        np.tile(predicted[:k], len(thresholds)), listed, record.label, record.boxes
-    )
-    return hits.reshape(len(thresholds), k)
 
 
 #: Map pixels resized, or boxed, together on the device (padding included): bounds the memory, about
@@ -182,12 +176,14 @@ def _device_batch_hits(per_method: dict, records, predicted, image_thresholds) -
                 for m, n in enumerate(members):
                     i = chunk[n]
                     mine = slice(m * k, (m + 1) * k)  # (k, T) -> threshold-major
-                    hits[i][method, "threshold"] = _hits_from_boxes(
-                        boxes[mine].transpose(1, 0, 2).reshape(-1, 4),
-                        found[mine].T.reshape(-1),
-                        predicted[i],
-                        records[i],
-                        thresholds,
+                    listed = [
+                        box if ok else None
+                        for box, ok in zip(
+                            boxes[mine].transpose(1, 0, 2).reshape(-1, 4), found[mine].T.ravel()
+                        )
+                    ]
+                    hits[i][method, "threshold"] = _scored(
+                        listed, predicted[i], records[i].label, records[i].boxes, len(thresholds)
                     )
     return hits
 
