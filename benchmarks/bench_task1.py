@@ -16,8 +16,10 @@ Task 1 is the top-5 Grad-CAM (and CAM) maps, a box per map at the paper's 15 % a
 rule (no image-space baselines, no grab-cut, no sweep: the headline's work only), with the boxes
 made by opencv in the model's process, by opencv in ``--box-workers`` worker processes, and (on a
 GPU, or with ``--boxes-on-device``) on the model's device by kornia's connected components; plain
-inference is the model's forward pass and top 5. Each timing is the second of two
-runs (the first warms caches, the loader's workers and the box workers' fork server); ratios
+inference is the model's forward pass and top 5; Task 1's maps without their boxes (the forward pass
+and the head-only backward of the top-5 maps) is the floor that the boxes add to. Each timing is
+the second of two runs (the first warms caches, the loader's workers and the box workers' fork
+server); ratios
 compare timings of this run only. Targets (issue 16): Task 1 at most 1.1x plain inference on the
 CPU and 1.5x on a GPU; VGG-16 on 50,000 full-size images under 2 minutes on one H100.
 """
@@ -36,6 +38,7 @@ from bench_gradcam import build  # bench_gradcam.py, beside this script
 from torchvision.transforms import v2
 
 from gradcam_core import data
+from gradcam_core.methods import CAM, GradCAM
 from gradcam_core.tasks import localization
 from gradcam_core.tasks.common import ImageBatches
 
@@ -92,6 +95,23 @@ def plain_inference(model, records, batch: int, workers: int):
                 model, records, batch_size=batch, num_workers=workers, progress=False
             ):
                 model(images).topk(5, 1)
+
+    return run
+
+
+def maps_only(model, records, batch: int, workers: int):
+    """Task 1's maps without their boxes: the forward pass and the top-5 Grad-CAM (and CAM) maps
+    from its head-only backward, as ``run_localization`` makes them -- the floor that boxes add to."""
+    gradcam = GradCAM(model)
+    cam = CAM(model) if model.spec.cam_compatible else None
+
+    def run():
+        for images, _ in ImageBatches(model, records, batch_size=batch, num_workers=workers, progress=False):
+            forward = gradcam.forward(images)
+            classes = forward.logits.detach().topk(5, 1).indices
+            gradcam.maps(forward, classes)
+            if cam is not None:
+                cam.maps(forward, classes)
 
     return run
 
@@ -167,6 +187,12 @@ def main(argv=None) -> int:
         )
         plain = second_run(plain_inference(model, records, args.batch, args.num_workers), device)
         rows.append(("plain inference (forward, top 5)", plain))
+        rows.append(
+            (
+                "Task 1's maps, no boxes (forward, head-only backward)",
+                second_run(maps_only(model, records, args.batch, args.num_workers), device),
+            )
+        )
         for box_workers in sorted({0, args.box_workers}):
             where = f"{box_workers} box worker processes" if box_workers else "boxes in the model's process"
             rows.append(

@@ -57,7 +57,12 @@ def test_task1_scale_benchmark_short_mode_runs():
         "1",
         "--boxes-on-device",
     )
-    rows = ("decode: loader, 1 workers", "decode: decode_jpeg on cpu", "Task 1, 1 box worker processes")
+    rows = (
+        "decode: loader, 1 workers",
+        "decode: decode_jpeg on cpu",
+        "Task 1's maps, no boxes",
+        "Task 1, 1 box worker processes",
+    )
     for row in (*rows, "Task 1, boxes on the cpu (kornia)"):
         assert f"| {row}" in out, row
     assert "8 full-size JPEGs" in out
