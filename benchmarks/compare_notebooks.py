@@ -95,12 +95,17 @@ class Difference:
     other: str
 
 
+class CellsDiffer(ValueError):
+    """An executed copy whose cells do not correspond to the committed notebook's (papermill puts
+    an error banner on top of a notebook whose execution failed)."""
+
+
 def compare_notebook(committed: Path, other: Path, rtol: float, rules) -> tuple[int, list[Difference]]:
     """Numbers compared and the differences of one notebook's executed copy ``other``."""
     mine, theirs = json.loads(committed.read_text()), json.loads(other.read_text())
     cells, other_cells = _compared_cells(mine), _compared_cells(theirs)
     if [c["cell_type"] for c in cells] != [c["cell_type"] for c in other_cells]:
-        raise SystemExit(f"{other}: its cells do not correspond to {committed}'s")
+        raise CellsDiffer(f"{other}: its cells do not correspond to {committed}'s")
     compared, differences = 0, []
     for index, (cell, other_cell) in enumerate(zip(cells, other_cells)):
         if cell["cell_type"] != "code" or "nbval-ignore-output" in cell["metadata"].get("tags", []):
@@ -139,14 +144,19 @@ def main(argv=None) -> int:
     rules = sanitisers()
     committed_notebooks = sorted(args.committed.glob("*.ipynb"))
     missing = [c.name for c in committed_notebooks if not (args.other / c.name).is_file()]
-    total, listed = 0, []
+    total, listed, failed = 0, [], []
     print("| notebook | numbers compared | differ beyond the tolerance | cells whose words differ |")
     print("|---|---:|---:|---:|")
     for committed in committed_notebooks:
         other = args.other / committed.name
         if not other.is_file():
             continue
-        compared, differences = compare_notebook(committed, other, args.rtol, rules)
+        try:
+            compared, differences = compare_notebook(committed, other, args.rtol, rules)
+        except CellsDiffer:
+            print(f"| {other.name} | its cells do not correspond (did its execution fail?) | | |")
+            failed.append(other.name)
+            continue
         numbers = sum(d.kind == "number" for d in differences)
         print(f"| {other.name} | {compared} | {numbers} | {len(differences) - numbers} |")
         total += compared
@@ -162,8 +172,9 @@ def main(argv=None) -> int:
             print(f"| {d.notebook} | {d.cell} | {d.kind} | {context} | {d.committed} | {d.other} |")
     if missing:
         print(f"\nnot executed in {args.other}: {', '.join(missing)}", file=sys.stderr)
-        return 1
-    return 0
+    if failed:
+        print(f"\nnot compared (cells differ): {', '.join(failed)}", file=sys.stderr)
+    return 1 if missing or failed else 0
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
 """Prepare what issue 16's GPU run (``benchmarks/gpu_16.sh``) needs on a lent GPU machine, which
-reaches nothing and receives at most 64 MiB per call (the repository, about 25 MB, included):
+reaches nothing and receives at most 64 MiB per call, the repository (about 25 MB) included:
 
-    python benchmarks/gpu_prepare.py wheels   # .whl/part-N/: packages missing on the GPU image
-    python benchmarks/gpu_prepare.py data     # .gpu/data-N.tar: data/cache in parts
+    python benchmarks/gpu_prepare.py wheels   # .whl/: packages missing on the GPU image
+    python benchmarks/gpu_prepare.py parts    # .gpu/part-N.tar: those wheels and data/cache
 
 ``wheels``: the notebooks' packages and everything they need, at the versions installed here,
 less what the GPU image already holds (:data:`ON_THE_GPU_IMAGE`, its package list of
-2026-11-17), as Python 3.12 manylinux wheels (sdist-only ones are built here), in folders of at
-most :data:`PART_BYTES`. ``data``: the embedded data in ``data/cache`` (fetched with
-``make data``) and the stand-ins' checkpoints trained here (so that the GPU run compares
-inference, not training), as tar files of at most :data:`PART_BYTES`. Both folders are ignored
-by git (``.gitignore``); each call of the device tool carries one part (``carry``), the
-machine keeps what earlier calls unpacked while it stays warm, and the last call runs
-``bash benchmarks/gpu_16.sh``. Prints the parts and their sizes.
+2026-11-17), as Python 3.12 manylinux wheels (sdist-only ones are built here). ``parts``: those
+wheels, the embedded data in ``data/cache`` (fetched with ``make data``) and the stand-ins'
+checkpoints trained here (so that the GPU run compares inference, not training), packed
+largest first into as few tar files as fit what a call may carry beside the repository
+(:func:`part_budget`): about 190 MB in 5 parts. Both folders are ignored by git
+(``.gitignore``). Each call of the device tool carries one part (``carry``) and runs
+``bash benchmarks/gpu_16.sh unpack``, back to back (a warm machine goes back after 30 s idle and
+takes what was unpacked with it); the last part travels with ``gpu_16.sh bench``. Prints the
+parts and their sizes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-PART_BYTES = 34_000_000
+#: What one call of the device tool may carry in all (its working tree and carried paths).
+CALL_BYTES = 64 * 2**20
+#: Room left in each call for files the repository gains after the parts are made.
+MARGIN_BYTES = 2_000_000
+#: A file's cost in a gzipped part beyond its own bytes (its 512-byte tar header and padding,
+#: mostly zeros, compress to about this; the files themselves -- wheels, JPEG and PNG -- do not).
+MEMBER_BYTES = 128
 #: What the notebooks import beyond the GPU image (gradcam_core itself travels as source).
 ROOTS = (
     "papermill",
@@ -104,55 +112,72 @@ def pip(*args: str) -> bool:
 
 
 def wheels(folder: Path = ROOT / ".whl") -> None:
-    staging = folder / "all"
-    staging.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     platform = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
     for requirement in closure():
         binary = ["download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12"]
-        downloaded = pip(*binary, "--implementation", "cp", *platform, "-d", str(staging), requirement)
-        if not downloaded and not pip("wheel", "--no-deps", "-w", str(staging), requirement):  # an sdist
+        downloaded = pip(*binary, "--implementation", "cp", *platform, "-d", str(folder), requirement)
+        if not downloaded and not pip("wheel", "--no-deps", "-w", str(folder), requirement):  # an sdist
             raise SystemExit(f"no Python 3.12 wheel of {requirement}")
-    parts: list[list[Path]] = [[]]
-    for wheel in sorted(staging.glob("*.whl"), key=lambda p: -p.stat().st_size):
-        part = next(
-            (p for p in parts if sum(w.stat().st_size for w in p) + wheel.stat().st_size <= PART_BYTES), None
-        )
-        if part is None:
-            parts.append(part := [])
-        part.append(wheel)
-    for number, part in enumerate(parts, 1):
-        target = folder / f"part-{number}"
-        target.mkdir(exist_ok=True)
-        megabytes = sum(w.stat().st_size for w in part) / 1e6
-        for wheel in part:
-            wheel.rename(target / wheel.name)
-        print(f"{target.relative_to(ROOT)}: {len(part)} wheels, {megabytes:.1f} MB")
-    staging.rmdir()
+    found = sorted(folder.glob("*.whl"))
+    print(f"{folder.name}: {len(found)} wheels, {sum(w.stat().st_size for w in found) / 1e6:.1f} MB")
 
 
-def data_parts(
-    folder: Path = ROOT / ".gpu", cache: Path = ROOT / "data" / "cache", part_bytes=PART_BYTES
-) -> None:
+def part_budget() -> int:
+    """Bytes a part may hold: what one call carries, less the repository's tracked files (which
+    travel with every call) and :data:`MARGIN_BYTES`."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    tree = sum(
+        (ROOT / name.decode()).stat().st_size for name in tracked if name and (ROOT / name.decode()).is_file()
+    )
+    return CALL_BYTES - tree - MARGIN_BYTES
+
+
+def parts(
+    folder: Path = ROOT / ".gpu", sources: dict[str, Path] | None = None, part_bytes: int | None = None
+) -> list[Path]:
+    """Pack the files under each of ``sources`` (``{name in the tar: folder here}``; default the
+    wheels in ``.whl`` and ``data/cache``) into gzipped tars ``folder/part-N.tar``, largest file
+    first, each into the first part with room (first-fit decreasing), at most ``part_bytes`` each
+    (default :func:`part_budget`; a larger file gets a part of its own). A written part larger
+    than ``part_bytes`` stops with its name and size. Removes an earlier packing's parts. Returns
+    the parts."""
+    sources = sources or {".whl": ROOT / ".whl", "data/cache": ROOT / "data" / "cache"}
+    part_bytes = part_budget() if part_bytes is None else part_bytes
     folder.mkdir(exist_ok=True)
-    for stale in folder.glob("data-*.tar"):  # an earlier split's parts
+    for stale in [*folder.glob("part-*.tar"), *folder.glob("data-*.tar")]:
         stale.unlink()
-    files = sorted(p for p in cache.rglob("*") if p.is_file())
-    parts: list[list[Path]] = [[]]
-    for file in files:
-        if parts[-1] and sum(f.stat().st_size for f in parts[-1]) + file.stat().st_size > part_bytes:
-            parts.append([])
-        parts[-1].append(file)
-    for number, part in enumerate(parts, 1):
-        target = folder / f"data-{number}.tar"
-        with tarfile.open(target, "w") as tar:
-            for file in part:
-                tar.add(file, arcname=f"data/cache/{file.relative_to(cache).as_posix()}")
-        print(f"{target.name}: {len(part)} files, {target.stat().st_size / 1e6:.1f} MB")
+    files = [
+        (path.stat().st_size + MEMBER_BYTES, f"{name}/{path.relative_to(source).as_posix()}", path)
+        for name, source in sources.items()
+        for path in source.rglob("*")
+        if path.is_file()
+    ]
+    bins: list[list] = []
+    for size, arcname, path in sorted(files, key=lambda f: (-f[0], f[1])):
+        home = next((b for b in bins if sum(f[0] for f in b) + size <= part_bytes), None)
+        if home is None:
+            bins.append(home := [])
+        home.append((size, arcname, path))
+    written = []
+    for number, members in enumerate(bins, 1):
+        target = folder / f"part-{number}.tar"
+        with tarfile.open(target, "w:gz", compresslevel=6) as tar:
+            for _, arcname, path in sorted(members, key=lambda f: f[1]):
+                tar.add(path, arcname=arcname)
+        size = target.stat().st_size
+        print(f"{target.name}: {len(members)} files, {size / 1e6:.1f} MB")
+        if size > part_bytes and len(members) > 1:
+            raise SystemExit(f"{target} holds {size:,} bytes, more than a call carries ({part_bytes:,})")
+        written.append(target)
+    return written
 
 
 if __name__ == "__main__":
-    what = sys.argv[1:] or ["wheels", "data"]
+    what = sys.argv[1:] or ["wheels", "parts"]
     if "wheels" in what:
         wheels()
-    if "data" in what:
-        data_parts()
+    if "parts" in what:
+        parts()

@@ -135,26 +135,57 @@ def test_notebook_comparison_lists_numbers_beyond_the_tolerance_and_changed_word
     ]
 
 
-def test_gpu_data_parts_hold_the_cache_in_parts_that_unpack_to_data_cache(tmp_path):
+def test_notebook_comparison_lists_a_failed_execution_and_compares_the_others(tmp_path, capsys):
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from compare_notebooks import main
+
+    cell = {
+        "cell_type": "code",
+        "metadata": {},
+        "outputs": [{"output_type": "stream", "text": "error 48.1 %"}],
+    }
+    notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "x"}, cell]}
+    banner = {"cell_type": "markdown", "metadata": {"tags": ["papermill-error-cell-tag"]}, "source": "failed"}
+    failed = {"cells": [banner, *notebook["cells"]]}
+    committed, executed = tmp_path / "committed", tmp_path / "executed"
+    committed.mkdir()
+    executed.mkdir()
+    for name in ("01_a.ipynb", "02_b.ipynb"):
+        (committed / name).write_text(json.dumps(notebook))
+    (executed / "01_a.ipynb").write_text(json.dumps(failed))
+    (executed / "02_b.ipynb").write_text(json.dumps(notebook))
+    assert main([str(committed), str(executed)]) == 1
+    out = capsys.readouterr()
+    assert "| 01_a.ipynb | its cells do not correspond (did its execution fail?) |" in out.out
+    assert "| 02_b.ipynb | 1 | 0 | 0 |" in out.out
+    assert "not compared (cells differ): 01_a.ipynb" in out.err
+
+
+def test_gpu_parts_pack_wheels_and_data_first_fit_into_parts_that_unpack_to_their_places(tmp_path):
     import tarfile
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from gpu_prepare import data_parts
+    from gpu_prepare import MEMBER_BYTES, parts
 
-    cache = tmp_path / "cache"
-    for name, size in [("a/1.bin", 600), ("a/2.bin", 600), ("b/3.bin", 300), ("c.bin", 900)]:
+    wheels, cache = tmp_path / "whl", tmp_path / "cache"
+    files = {"a/1.bin": 600, "a/2.bin": 600, "b/3.bin": 300, "c.bin": 900}
+    for name, size in files.items():
         (cache / name).parent.mkdir(parents=True, exist_ok=True)
         (cache / name).write_bytes(bytes(size))
-    data_parts(tmp_path / "parts", cache, part_bytes=1000)
-    members = {}
-    for part in sorted((tmp_path / "parts").glob("data-*.tar")):
+    wheels.mkdir()
+    (wheels / "w-1.whl").write_bytes(bytes(350))
+    budget = 1000 + 2 * MEMBER_BYTES
+    written = parts(tmp_path / "parts", {".whl": wheels, "data/cache": cache}, part_bytes=budget)
+    members = []
+    for part in written:
         with tarfile.open(part) as tar:
-            sizes = {m.name: m.size for m in tar.getmembers()}
-        assert sum(sizes.values()) <= 1000 or len(sizes) == 1
-        members |= sizes
-    assert members == {
-        "data/cache/a/1.bin": 600,
-        "data/cache/a/2.bin": 600,
-        "data/cache/b/3.bin": 300,
-        "data/cache/c.bin": 900,
-    }
+            members.append({m.name: m.size for m in tar.getmembers()})
+    # largest first, each into the first part with room: 900; 600 + 350; 600 + 300
+    assert members == [
+        {"data/cache/c.bin": 900},
+        {"data/cache/a/1.bin": 600, ".whl/w-1.whl": 350},
+        {"data/cache/a/2.bin": 600, "data/cache/b/3.bin": 300},
+    ]
+    assert all(part.stat().st_size <= budget for part in written)
