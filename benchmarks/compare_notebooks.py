@@ -10,9 +10,10 @@ words must be the same (otherwise the cell is listed as a text difference: a ver
 changed); numbers agree when ``|a - b| <= max(rtol * |b|, 2 units of the last printed digit of
 b)``, the committed value ``b`` printed as the page rounds it. Every disagreement is listed with
 its cell, the words before it and both values. Differences are listed, not judged: the exit
-status is 0 unless a committed notebook was not executed or its cells do not correspond (the
-cell papermill injects with the parameters aside). Tables count twice (their HTML and plain
-text).
+status is 0 unless a committed notebook was not executed, or its executed copy is unreadable,
+failed or stopped (as papermill records), or its cells do not correspond (the cell papermill
+injects with the parameters aside); such a notebook is listed and the others compared. Tables
+count twice (their HTML and plain text).
 """
 
 from __future__ import annotations
@@ -95,17 +96,37 @@ class Difference:
     other: str
 
 
-class CellsDiffer(ValueError):
-    """An executed copy whose cells do not correspond to the committed notebook's (papermill puts
-    an error banner on top of a notebook whose execution failed)."""
+class NotCompared(ValueError):
+    """An executed copy that cannot be compared: unreadable, its execution failed or stopped
+    (papermill marks the notebook and its cells), or its cells do not correspond to the committed
+    notebook's. The message says which."""
+
+
+def _execution_failed(notebook: dict) -> bool:
+    """Whether papermill recorded an exception, or a code cell it did not complete (a run killed
+    at its time limit keeps the cells it had not reached "pending")."""
+    if notebook.get("metadata", {}).get("papermill", {}).get("exception"):
+        return True
+    return any(
+        cell["metadata"].get("papermill", {}).get("status", "completed") != "completed"
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+    )
 
 
 def compare_notebook(committed: Path, other: Path, rtol: float, rules) -> tuple[int, list[Difference]]:
-    """Numbers compared and the differences of one notebook's executed copy ``other``."""
-    mine, theirs = json.loads(committed.read_text()), json.loads(other.read_text())
-    cells, other_cells = _compared_cells(mine), _compared_cells(theirs)
+    """Numbers compared and the differences of one notebook's executed copy ``other``; raises
+    :class:`NotCompared` for a copy that cannot be compared."""
+    mine = json.loads(committed.read_text())
+    try:
+        theirs = json.loads(other.read_text())
+        cells, other_cells = _compared_cells(mine), _compared_cells(theirs)
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as error:
+        raise NotCompared(f"not a readable notebook ({type(error).__name__})") from error
+    if _execution_failed(theirs):
+        raise NotCompared("its execution failed or stopped (see its log)")
     if [c["cell_type"] for c in cells] != [c["cell_type"] for c in other_cells]:
-        raise CellsDiffer(f"{other}: its cells do not correspond to {committed}'s")
+        raise NotCompared("its cells do not correspond to the committed notebook's")
     compared, differences = 0, []
     for index, (cell, other_cell) in enumerate(zip(cells, other_cells)):
         if cell["cell_type"] != "code" or "nbval-ignore-output" in cell["metadata"].get("tags", []):
@@ -153,8 +174,8 @@ def main(argv=None) -> int:
             continue
         try:
             compared, differences = compare_notebook(committed, other, args.rtol, rules)
-        except CellsDiffer:
-            print(f"| {other.name} | its cells do not correspond (did its execution fail?) | | |")
+        except NotCompared as reason:
+            print(f"| {other.name} | not compared: {reason} | | |")
             failed.append(other.name)
             continue
         numbers = sum(d.kind == "number" for d in differences)
@@ -173,7 +194,7 @@ def main(argv=None) -> int:
     if missing:
         print(f"\nnot executed in {args.other}: {', '.join(missing)}", file=sys.stderr)
     if failed:
-        print(f"\nnot compared (cells differ): {', '.join(failed)}", file=sys.stderr)
+        print(f"\nnot compared: {', '.join(failed)}", file=sys.stderr)
     return 1 if missing or failed else 0
 
 

@@ -18,60 +18,74 @@
 #     (benchmarks/compare_notebooks.py; tolerance: 2 % or 2 units of the last printed digit);
 #   bash benchmarks/gpu_16.sh squeezenet  if time is left: bench_task1.py for SqueezeNet 1.1.
 # Each call writes at most 8 files to $OUT (default results/gpu16), as the device tool returns.
-# A smoke test of the notebooks step here: DEVICE=cpu NOTEBOOKS=notebooks/05_chest_xray.ipynb.
+# A smoke test of the notebooks step here, in a clone unpacked from the parts: with .venv/bin first
+# on PATH and an empty /tmp/site/.installed (the step installs the wheels into /tmp/site, and this
+# machine's Python is not the GPU image's 3.12), DEVICE=cpu NOTEBOOKS=notebooks/05_chest_xray.ipynb.
+# NB_SECONDS (default 400) bounds each notebook, so that the comparison always runs. The exit
+# status is 1 when any command failed.
 set -uo pipefail
 OUT=${OUT:-results/gpu16}
 mkdir -p "$OUT"
 step=${1:-bench}
 DEVICE=${DEVICE:-cuda}
+rc=0
 for part in .gpu/part-*.tar; do  # wheels into .whl, data into data/cache (kept while warm)
-  [ -f "$part" ] && tar -xzf "$part" && rm "$part" && echo "unpacked $part"
+  [ -f "$part" ] || continue
+  if tar -xzf "$part"; then rm "$part" && echo "unpacked $part"; else echo "could not unpack $part" >&2; rc=1; fi
 done
-[ "$step" = unpack ] && { du -sh .whl data/cache 2>/dev/null; exit 0; }
+# each part holds an empty .gpu/unpacked/part-N-of-M: all M there, or a part is missing
+unpacked=(.gpu/unpacked/part-*-of-*)
+[ -e "${unpacked[0]}" ] && of=${unpacked[0]##*-of-} || of=unknown
+[ "$step" = unpack ] && { echo "parts unpacked: ${#unpacked[@]} of $of"; exit $rc; }
+if [ "$of" = unknown ] || [ "${#unpacked[@]}" -ne "$of" ]; then
+  echo "parts unpacked: ${#unpacked[@]} of $of; carry the missing ones (gpu_prepare.py parts) first" >&2
+  exit 1
+fi
 if [ ! -f /tmp/site/.installed ]; then  # packages missing on the GPU image, once per machine
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl && touch /tmp/site/.installed || exit 1
 fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GRADCAM_DATA_DIR=$PWD/data/cache
-full=/tmp/full_size_val  # the full-size JPEGs, made once per machine and shared by the benchmarks
-task1() {
+task1() {  # bench_task1.py writes its full-size JPEGs into --folder (again on each call)
   python3 benchmarks/bench_task1.py --model "$1" --device cuda --batch 128 --num-workers 12 \
-    --box-workers 12 --folder $full 2>&1 | grep -v Warning | tee "$OUT/task1_$1.txt"
+    --box-workers 12 --folder /tmp/full_size_val 2>&1 | grep --line-buffered -v Warning \
+    | tee "$OUT/task1_$1.txt" || rc=1
 }
 case "$step" in
   bench)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
     python3 -c "import torch, torchvision; print('torch', torch.__version__, torchvision.__version__)" \
-      | tee -a "$OUT/gpu.txt"
+      | tee -a "$OUT/gpu.txt" || rc=1
     task1 vgg16
     python3 benchmarks/check_device_boxes.py --device cuda --full-size --thresholds 0.05,0.15,0.5 2>&1 \
-      | grep -v Warning \
-      | tee "$OUT/device_boxes.txt"
+      | grep --line-buffered -v Warning | tee "$OUT/device_boxes.txt" || rc=1
     ;;
   squeezenet)
     task1 squeezenet1_1
     ;;
   notebooks)
     mkdir -p /tmp/executed
-    export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
+    export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 DEVICE NB_SECONDS=${NB_SECONDS:-400}
     run_notebook() {
-      local name extra=() start
+      local name extra=() start status
       name=$(basename "$1")
       start=$(date +%s)
       [ "$name" = 01_localization.ipynb ] && extra=(-p boxes_on_device True)
-      python3 -m papermill --cwd notebooks "$1" "/tmp/executed/$name" -p device "$DEVICE" "${extra[@]}" \
-        >"/tmp/executed/${name%.ipynb}.log" 2>&1
-      echo "$name: exit $? in $(($(date +%s) - start)) s"
+      timeout "$NB_SECONDS" python3 -m papermill --cwd notebooks "$1" "/tmp/executed/$name" \
+        -p device "$DEVICE" "${extra[@]}" >"/tmp/executed/${name%.ipynb}.log" 2>&1
+      status=$?
+      echo "$name: exit $status in $(($(date +%s) - start)) s"
+      return $((status != 0))
     }
     export -f run_notebook
-    export DEVICE
-    printf '%s\n' ${NOTEBOOKS:-notebooks/0*.ipynb} | xargs -P 8 -I{} bash -c 'run_notebook {}' | sort \
-      | tee "$OUT/papermill.txt"
-    python3 benchmarks/compare_notebooks.py notebooks /tmp/executed | tee "$OUT/compare.txt"
-    tar -czf "$OUT/executed.tar.gz" -C /tmp executed  # the executed notebooks and their logs
+    printf '%s\n' ${NOTEBOOKS:-notebooks/0*.ipynb} | xargs -P 8 -n 1 bash -c 'run_notebook "$1"' _ \
+      | sort | tee "$OUT/papermill.txt" || rc=1
+    python3 benchmarks/compare_notebooks.py notebooks /tmp/executed 2>&1 | tee "$OUT/compare.txt" || rc=1
+    tar -czf "$OUT/executed.tar.gz" -C /tmp executed || rc=1  # the executed notebooks and their logs
     ;;
   *)
     echo "unknown step $step: unpack, bench, notebooks or squeezenet" >&2
     exit 2
     ;;
 esac
+exit $rc

@@ -113,6 +113,8 @@ def pip(*args: str) -> bool:
 
 def wheels(folder: Path = ROOT / ".whl") -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.whl"):  # two versions of a package would stop the whole install there
+        stale.unlink()
     platform = [arg for tag in PLATFORMS for arg in ("--platform", tag)]
     for requirement in closure():
         binary = ["download", "--no-deps", "--only-binary=:all:", "--python-version", "3.12"]
@@ -124,15 +126,16 @@ def wheels(folder: Path = ROOT / ".whl") -> None:
 
 
 def part_budget() -> int:
-    """Bytes a part may hold: what one call carries, less the repository's tracked files (which
-    travel with every call) and :data:`MARGIN_BYTES`."""
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    """Bytes a part may hold: what one call carries, less the files that travel with every call
+    (tracked, and untracked but not ignored) and :data:`MARGIN_BYTES`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout.split(b"\0")
-    tree = sum(
-        (ROOT / name.decode()).stat().st_size for name in tracked if name and (ROOT / name.decode()).is_file()
-    )
-    return CALL_BYTES - tree - MARGIN_BYTES
+    paths = [ROOT / name.decode() for name in listed if name]
+    return CALL_BYTES - sum(path.stat().st_size for path in paths if path.is_file()) - MARGIN_BYTES
 
 
 def parts(
@@ -141,9 +144,10 @@ def parts(
     """Pack the files under each of ``sources`` (``{name in the tar: folder here}``; default the
     wheels in ``.whl`` and ``data/cache``) into gzipped tars ``folder/part-N.tar``, largest file
     first, each into the first part with room (first-fit decreasing), at most ``part_bytes`` each
-    (default :func:`part_budget`; a larger file gets a part of its own). A written part larger
-    than ``part_bytes`` stops with its name and size. Removes an earlier packing's parts. Returns
-    the parts."""
+    (default :func:`part_budget`; a larger file gets a part of its own). Each part also holds an
+    empty ``.gpu/unpacked/part-N-of-M``, by which ``gpu_16.sh`` knows that all were unpacked. A
+    written part larger than ``part_bytes`` stops with its name and size. Removes an earlier
+    packing's parts. Returns the parts."""
     sources = sources or {".whl": ROOT / ".whl", "data/cache": ROOT / "data" / "cache"}
     part_bytes = part_budget() if part_bytes is None else part_bytes
     folder.mkdir(exist_ok=True)
@@ -167,6 +171,7 @@ def parts(
         with tarfile.open(target, "w:gz", compresslevel=6) as tar:
             for _, arcname, path in sorted(members, key=lambda f: f[1]):
                 tar.add(path, arcname=arcname)
+            tar.addfile(tarfile.TarInfo(f".gpu/unpacked/part-{number}-of-{len(bins)}"))
         size = target.stat().st_size
         print(f"{target.name}: {len(members)} files, {size / 1e6:.1f} MB")
         if size > part_bytes and len(members) > 1:

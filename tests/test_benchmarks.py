@@ -135,7 +135,7 @@ def test_notebook_comparison_lists_numbers_beyond_the_tolerance_and_changed_word
     ]
 
 
-def test_notebook_comparison_lists_a_failed_execution_and_compares_the_others(tmp_path, capsys):
+def test_notebook_comparison_lists_failed_executions_and_compares_the_others(tmp_path, capsys):
     import json
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -146,21 +146,29 @@ def test_notebook_comparison_lists_a_failed_execution_and_compares_the_others(tm
         "metadata": {},
         "outputs": [{"output_type": "stream", "text": "error 48.1 %"}],
     }
-    notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "x"}, cell]}
+    notebook = {"metadata": {}, "cells": [{"cell_type": "markdown", "metadata": {}, "source": "x"}, cell]}
     banner = {"cell_type": "markdown", "metadata": {"tags": ["papermill-error-cell-tag"]}, "source": "failed"}
-    failed = {"cells": [banner, *notebook["cells"]]}
+    stopped = json.loads(json.dumps(notebook))  # killed at its time limit: outputs gone, cell pending
+    stopped["cells"][1] |= {"outputs": [], "metadata": {"papermill": {"status": "pending"}}}
+    copies = {
+        "01_a.ipynb": json.dumps({"metadata": {}, "cells": [banner, *notebook["cells"]]}),
+        "02_b.ipynb": json.dumps(notebook),
+        "03_c.ipynb": json.dumps(stopped),
+        "04_d.ipynb": json.dumps(notebook)[:20],  # written in part
+    }
     committed, executed = tmp_path / "committed", tmp_path / "executed"
     committed.mkdir()
     executed.mkdir()
-    for name in ("01_a.ipynb", "02_b.ipynb"):
+    for name, text in copies.items():
         (committed / name).write_text(json.dumps(notebook))
-    (executed / "01_a.ipynb").write_text(json.dumps(failed))
-    (executed / "02_b.ipynb").write_text(json.dumps(notebook))
+        (executed / name).write_text(text)
     assert main([str(committed), str(executed)]) == 1
     out = capsys.readouterr()
-    assert "| 01_a.ipynb | its cells do not correspond (did its execution fail?) |" in out.out
+    assert "| 01_a.ipynb | not compared: its cells do not correspond to the committed notebook's |" in out.out
     assert "| 02_b.ipynb | 1 | 0 | 0 |" in out.out
-    assert "not compared (cells differ): 01_a.ipynb" in out.err
+    assert "| 03_c.ipynb | not compared: its execution failed or stopped (see its log) |" in out.out
+    assert "| 04_d.ipynb | not compared: not a readable notebook (JSONDecodeError) |" in out.out
+    assert "not compared: 01_a.ipynb, 03_c.ipynb, 04_d.ipynb" in out.err
 
 
 def test_gpu_parts_pack_wheels_and_data_first_fit_into_parts_that_unpack_to_their_places(tmp_path):
@@ -184,8 +192,8 @@ def test_gpu_parts_pack_wheels_and_data_first_fit_into_parts_that_unpack_to_thei
             members.append({m.name: m.size for m in tar.getmembers()})
     # largest first, each into the first part with room: 900; 600 + 350; 600 + 300
     assert members == [
-        {"data/cache/c.bin": 900},
-        {"data/cache/a/1.bin": 600, ".whl/w-1.whl": 350},
-        {"data/cache/a/2.bin": 600, "data/cache/b/3.bin": 300},
+        {"data/cache/c.bin": 900, ".gpu/unpacked/part-1-of-3": 0},
+        {"data/cache/a/1.bin": 600, ".whl/w-1.whl": 350, ".gpu/unpacked/part-2-of-3": 0},
+        {"data/cache/a/2.bin": 600, "data/cache/b/3.bin": 300, ".gpu/unpacked/part-3-of-3": 0},
     ]
     assert all(part.stat().st_size <= budget for part in written)
