@@ -19,9 +19,9 @@ GPU, or with ``--boxes-on-device``) on the model's device by kornia's connected 
 inference is the model's forward pass and top 5; Task 1's maps without their boxes (the forward pass
 and the head-only backward of the top-5 maps) is the floor that the boxes add to. Each timing is
 the second of two runs (the first warms caches, the loader's workers and the box workers' fork
-server); ratios
-compare timings of this run only. Targets (issue 16): Task 1 at most 1.1x plain inference on the
-CPU and 1.5x on a GPU; VGG-16 on 50,000 full-size images under 2 minutes on one H100.
+server); ratios compare timings of this run only. Targets (issue 16): Task 1 at most 1.1x plain
+inference on the CPU and 1.5x on a GPU; VGG-16 on 50,000 full-size images under 2 minutes on one
+H100.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ less what the GPU image already holds (:data:`ON_THE_GPU_IMAGE`, its package lis
 wheels, the embedded data in ``data/cache`` (fetched with ``make data``) and the stand-ins'
 checkpoints trained here (so that the GPU run compares inference, not training), packed
 largest first into as few tar files as fit what a call may carry beside the repository
-(:func:`part_budget`): about 190 MB in 5 parts. Both folders are ignored by git
+(:func:`part_budget`): about 160 MB, gzipped, in 5 parts. Both folders are ignored by git
 (``.gitignore``). Each call of the device tool carries one part (``carry``) and runs
 ``bash benchmarks/gpu_16.sh unpack``, back to back (a warm machine goes back after 30 s idle and
 takes what was unpacked with it); the last part travels with ``gpu_16.sh bench``. Prints the
@@ -160,11 +160,14 @@ def parts(
         if path.is_file()
     ]
     bins: list[list] = []
+    filled: list[int] = []  # bytes in each part so far
     for size, arcname, path in sorted(files, key=lambda f: (-f[0], f[1])):
-        home = next((b for b in bins if sum(f[0] for f in b) + size <= part_bytes), None)
-        if home is None:
-            bins.append(home := [])
-        home.append((size, arcname, path))
+        home = next((i for i, used in enumerate(filled) if used + size <= part_bytes), len(bins))
+        if home == len(bins):
+            bins.append([])
+            filled.append(0)
+        bins[home].append((size, arcname, path))
+        filled[home] += size
     written = []
     for number, members in enumerate(bins, 1):
         target = folder / f"part-{number}.tar"
